@@ -1,0 +1,1 @@
+"""The ``crossnas`` command line: thin subcommands over the library."""

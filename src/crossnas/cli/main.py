@@ -1,0 +1,92 @@
+"""Entry point: ``crossnas <command> ...``.
+
+Every subcommand lives in its own module with a ``register(app)`` function. User
+errors (:class:`CrossnasError`, pydantic validation errors) become one line on
+stderr and exit code 2; nothing else is caught.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from crossnas import __version__
+from crossnas.errors import CrossnasError, format_validation_error
+
+app = typer.Typer(
+    name="crossnas",
+    help="Cross-layer NAS for analog processing-in-memory accelerators: network, bits and hardware searched together.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"crossnas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _register_all() -> None:
+    from crossnas.cli import commands
+
+    for module in commands.MODULES:
+        module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code."""
+    from pydantic import ValidationError
+
+    _register_all()
+    try:
+        app(args=argv, standalone_mode=False)
+    except CrossnasError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except ValidationError as exc:
+        typer.echo(f"error: {format_validation_error(exc)}", err=True)
+        return 2
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("interrupted; rerun the same command to continue", err=True)
+        return 130
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            exc.show()
+            return 2
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,266 @@
+"""Hardware configuration of an analog PIM accelerator, by level of the stack.
+
+Defaults equal MNSIM-2.0's shipped ``SimConfig.ini`` (commit ca39ccb). Units follow
+the field names: ``_nm`` nanometres, ``_um2`` square micrometres, ``_ns``
+nanoseconds, ``_V`` volts, ``_ohm`` ohms, ``_W`` watts, ``_GSps`` giga-samples per
+second, ``_Gbps`` gigabits per second, ``_MHz`` megahertz, ``_KB`` kilobytes.
+
+The sections mirror the layers the seed papers co-design: ``device`` (cell),
+``crossbar`` (array), ``adc``/``dac`` (interface), ``pe`` (processing element),
+``tile`` and ``chip`` (memory hierarchy and system).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# MNSIM-2.0's interface tables (ADC.py / DAC.py of the reference snapshot): facts, in our units.
+# choice: (bits, area_um2, power_W, sample_rate_GSps)
+ADC_PRESETS: dict[int, tuple[int, float, float, float]] = {
+    1: (10, 1600.0, 6.92e-3, 1.5),
+    2: (8, 1200.0, 2.0e-3, 1.28),
+    3: (8, 1650.0, 4.0e-3, 1.1),
+    4: (6, 580.0, 1.26e-3, 1.0),
+    5: (8, 1650.0, 4.0e-3, 1.1),
+    6: (6, 1650.0, 1.26e-3, 1.0),
+    7: (4, 500.0, 0.7e-3, 1.0),
+    8: (1, 1.0, 1.629e-6, 1.0),
+}
+DAC_PRESETS: dict[int, tuple[int, float, float, float]] = {
+    1: (1, 0.166, 3.9e-6, 1.0),
+    2: (2, 0.332, 7.8e-6, 1.0),
+    3: (3, 0.664, 1.56e-5, 1.0),
+    4: (4, 1.328, 3.12e-5, 1.0),
+    5: (6, 5.312, 1.248e-4, 1.0),
+    6: (8, 21.248, 0.4992, 1.0),  # MNSIM's table value (probably missing a 1e-3), kept for parity
+    7: (1, 0.166, 3.9e-6, 1.0),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class DeviceConfig(_Section):
+    """The memory cell."""
+
+    type: Literal["RRAM", "SRAM"] = "RRAM"
+    """Cell technology. MNSIM's ``Device_Type = NVM`` is RRAM."""
+    tech_nm: int = Field(130, gt=0)
+    """Device technology node (MNSIM ``Device_Tech``)."""
+    cell_area_um2: float = Field(1.44, gt=0)
+    """Area of one cell (MNSIM ``Device_Area``)."""
+    read_voltage_V: float = Field(0.15, gt=0)
+    """Read voltage of an active input (MNSIM ``Read_Voltage`` upper level)."""
+    read_latency_ns: float = Field(3.16, gt=0)
+    """One crossbar read (MNSIM ``Read_Latency``)."""
+    read_energy_J: float = Field(1.12e-15, ge=0)
+    """Energy of one cell read (MNSIM ``Read_Energy``; informational in MNSIM mode)."""
+    levels: int = Field(2, ge=2, le=256)
+    """Conductance levels per cell; bits per cell = log2(levels). Must be a power of two."""
+    hrs_ohm: float = Field(1e6, gt=0)
+    """High-resistance state (MNSIM ``Device_Resistance`` first value)."""
+    lrs_ohm: float = Field(1e4, gt=0)
+    """Low-resistance state (MNSIM ``Device_Resistance`` second value)."""
+    variation_pct: float = Field(0.0, ge=0, le=100)
+    """Relative Gaussian conductance variation σ in percent (0 = ideal; MNSIM ships 1)."""
+    stuck_at_hrs: float = Field(0.0, ge=0, le=1)
+    """Fraction of cells stuck at HRS (MNSIM ``Device_SAF`` first value, there in percent)."""
+    stuck_at_lrs: float = Field(0.0, ge=0, le=1)
+    """Fraction of cells stuck at LRS (MNSIM ``Device_SAF`` second value, there in percent)."""
+
+    @field_validator("levels")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v & (v - 1):
+            raise ValueError(f"levels must be a power of two (2, 4, 8, 16, ...), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> DeviceConfig:
+        if self.hrs_ohm <= self.lrs_ohm:
+            raise ValueError(f"hrs_ohm ({self.hrs_ohm}) must exceed lrs_ohm ({self.lrs_ohm})")
+        if self.stuck_at_hrs + self.stuck_at_lrs > 1:
+            raise ValueError("stuck_at_hrs + stuck_at_lrs must be at most 1")
+        return self
+
+    @property
+    def cell_bits(self) -> int:
+        """Bits stored per cell."""
+        return int(math.log2(self.levels))
+
+
+class CrossbarConfig(_Section):
+    """One crossbar array."""
+
+    rows: int = Field(256, gt=0, le=4096)
+    """Word lines (MNSIM ``Xbar_Size`` first value)."""
+    cols: int = Field(256, gt=0, le=4096)
+    """Bit lines (MNSIM ``Xbar_Size`` second value)."""
+    subarray_rows: int | None = Field(None, gt=0)
+    """Rows read at once (MNSIM ``Subarray_Size``); ``None`` means all rows."""
+    cell_type: Literal["1T1R", "0T1R"] = "1T1R"
+    """Cell structure (MNSIM ``Cell_Type``)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> CrossbarConfig:
+        if self.subarray_rows is not None and self.subarray_rows > self.rows:
+            raise ValueError(f"subarray_rows ({self.subarray_rows}) must not exceed rows ({self.rows})")
+        return self
+
+    @property
+    def effective_subarray_rows(self) -> int:
+        return self.subarray_rows if self.subarray_rows is not None else self.rows
+
+
+class _Converter(_Section):
+    choice: int | None = None
+    bits: int | None = Field(None, ge=1, le=16)
+    area_um2: float | None = Field(None, gt=0)
+    power_W: float | None = Field(None, gt=0)
+    sample_rate_GSps: float | None = Field(None, gt=0)
+
+    PRESETS: ClassVar[dict[int, tuple[int, float, float, float]]] = {}
+    DEFAULT_CHOICE: ClassVar[int] = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill(cls, data: object) -> object:
+        presets = cls.PRESETS
+        if isinstance(data, int):
+            data = {"choice": data}
+        if not isinstance(data, dict):
+            return data
+        d = dict(data)
+        explicit = [k for k in ("bits", "area_um2", "power_W", "sample_rate_GSps") if d.get(k) is not None]
+        choice = d.get("choice")
+        if choice is None and len(explicit) < 4:
+            choice = cls.DEFAULT_CHOICE
+        if choice is not None:
+            if not isinstance(choice, int) or isinstance(choice, bool) or choice not in presets:
+                raise ValueError(f"choice must be one of {sorted(presets)} (MNSIM presets), got {choice!r}")
+            bits, area, power, rate = presets[choice]
+            for key, val in (("bits", bits), ("area_um2", area), ("power_W", power), ("sample_rate_GSps", rate)):
+                if d.get(key) is None:
+                    d[key] = val
+            d["choice"] = choice
+        return d
+
+    @property
+    def conversion_ns(self) -> float:
+        """Latency of one conversion: (bits + 2) / rate, or 1 / rate for a 1-bit sense amp."""
+        assert self.bits is not None and self.sample_rate_GSps is not None
+        cycles = 1 if self.bits == 1 else self.bits + 2
+        return cycles / self.sample_rate_GSps
+
+
+class ADCConfig(_Converter):
+    """Analog-to-digital converter: a MNSIM preset ``choice`` (1-8), or explicit figures.
+
+    Explicit fields override the preset's. ``range_mode`` is used by the PIM accuracy
+    simulator only: ``"scale"`` calibrates each layer's full scale from data,
+    ``"fixed"`` uses the physical maximum of the partial sum.
+    """
+
+    PRESETS = ADC_PRESETS
+    DEFAULT_CHOICE = 6
+    ideal: bool = False
+    """Accuracy simulation only: an ADC that neither clips nor rounds."""
+    range_mode: Literal["scale", "fixed"] = "scale"
+
+
+class DACConfig(_Converter):
+    """Digital-to-analog converter: a MNSIM preset ``choice`` (1-7), or explicit figures."""
+
+    PRESETS = DAC_PRESETS
+    DEFAULT_CHOICE = 1
+
+
+class PEConfig(_Section):
+    """Processing element: crossbar groups with shared converters."""
+
+    polarity: Literal[1, 2] = 2
+    """Arrays per weight: 2 = positive and negative crossbars, 1 = one array with offset encoding."""
+    groups: int = Field(1, ge=1, le=64)
+    """Crossbar groups per PE (MNSIM ``Group_Num``)."""
+    adcs_per_subarray: int = Field(128, ge=1, le=4096)
+    """ADCs per subarray (MNSIM ``ADC_Num``); columns beyond this share ADCs and serialize."""
+    dacs_per_subarray: int = Field(128, ge=1, le=4096)
+    """DACs per subarray (MNSIM ``DAC_Num``)."""
+
+
+class TileConfig(_Section):
+    """Tile: PEs, pooling and buffers (the memory hierarchy CiMNet searches)."""
+
+    pe_rows: int = Field(2, ge=1, le=64)
+    pe_cols: int = Field(2, ge=1, le=64)
+    """PEs per tile = pe_rows x pe_cols (MNSIM ``PE_Num``)."""
+    pooling_units: int = Field(64, ge=1)
+    pooling_tech_nm: int = Field(65, gt=0)
+    pe_input_buffer_KB: float | None = Field(None, gt=0)
+    """PE input buffer size; ``None`` sizes it from the network as MNSIM does."""
+    output_buffer_KB: float | None = Field(None, gt=0)
+    """Tile output buffer size; ``None`` sizes it from the network as MNSIM does."""
+    intra_tile_bandwidth_Gbps: float = Field(1024.0, gt=0)
+    inter_tile_bandwidth_Gbps: float = Field(20.0, gt=0)
+
+    @property
+    def pes_per_tile(self) -> int:
+        return self.pe_rows * self.pe_cols
+
+
+class ChipConfig(_Section):
+    """Chip / system level."""
+
+    tile_rows: int = Field(64, ge=1, le=1024)
+    tile_cols: int = Field(64, ge=1, le=1024)
+    """Tiles per chip = tile_rows x tile_cols (MNSIM ``Tile_Num``)."""
+    digital_frequency_MHz: float = Field(500.0, gt=0)
+    buffer_type: Literal["SRAM", "DRAM", "RRAM"] = "SRAM"
+    """Buffer technology (MNSIM ``Buffer_Choice`` 1/2/3)."""
+    buffer_tech_nm: int = Field(90, gt=0)
+    buffer_bitwidth: int = Field(64, ge=8, le=1024)
+    buffer_cycle_ns: float = Field(20.0, gt=0)
+    """MNSIM hard-codes 20 ns per buffer word."""
+    tile_connection: int = Field(2, ge=0, le=3)
+    """Tile placement order (MNSIM ``Tile_Connection``; 2 = spiral)."""
+
+    @property
+    def n_tiles(self) -> int:
+        return self.tile_rows * self.tile_cols
+
+
+class HardwareConfig(_Section):
+    """A complete PIM accelerator description. Defaults = MNSIM-2.0's ``SimConfig.ini``."""
+
+    device: DeviceConfig = DeviceConfig()
+    crossbar: CrossbarConfig = CrossbarConfig()
+    adc: ADCConfig = ADCConfig()
+    dac: DACConfig = DACConfig()
+    pe: PEConfig = PEConfig()
+    tile: TileConfig = TileConfig()
+    chip: ChipConfig = ChipConfig()
+    cost_mode: Literal["mnsim", "corrected"] = "mnsim"
+    """``mnsim`` reproduces MNSIM-2.0's totals, quirks included; ``corrected`` fixes them
+    (ADCs capped at the crossbar's columns, bits per cell honoured, ...)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> HardwareConfig:
+        if self.device.cell_bits > 16:
+            raise ValueError("device.levels: at most 2**16 levels")
+        return self
+
+    def with_updates(self, **sections: dict[str, object]) -> HardwareConfig:
+        """A copy with some fields of some sections replaced, re-validated."""
+        data = self.model_dump()
+        for name, values in sections.items():
+            if name not in data:
+                raise ValueError(f"unknown hardware section {name!r}")
+            if isinstance(data[name], dict):
+                data[name].update(values)
+            else:
+                data[name] = values
+        return HardwareConfig.model_validate(data)

@@ -1,0 +1,91 @@
+"""Search-space configuration (the network and quantization part of the genome)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BLOCK_TYPES = ("vgg", "vgg_nopool", "residual", "skip")
+"""Registered block types. ``vgg`` = conv3x3-BN-ReLU-conv3x3-BN-ReLU-maxpool2x2;
+``vgg_nopool`` the same without the pool; ``residual`` = conv3x3-BN-ReLU-conv3x3-BN plus a
+1x1 conv shortcut, sum, ReLU; ``skip`` = identity (keeps the previous width)."""
+
+
+class HeadConfig(BaseModel):
+    """Classifier head: adaptive pool to ``pool`` x ``pool``, FC layers, dropout."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pool: int = Field(2, ge=1, le=16)
+    fc: tuple[int, ...] = (200, 50)
+    """Hidden FC sizes; a final FC to the number of classes is always added."""
+    dropout: float = Field(0.2, ge=0, lt=1)
+    w_bits: int | None = Field(None, ge=1, le=16)
+    """Head weight bits; ``None`` = the largest weight-bit choice."""
+    a_bits: int | None = Field(None, ge=1, le=16)
+    """Head activation bits; ``None`` = the largest activation-bit choice."""
+
+    @field_validator("fc")
+    @classmethod
+    def _positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(n <= 0 for n in v):
+            raise ValueError(f"fc sizes must be positive, got {list(v)}")
+        return v
+
+
+class SpaceConfig(BaseModel):
+    """The searchable network: choice layers, block types, widths, bits. Default = CrossNAS paper."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_layers: int = Field(8, ge=1, le=64)
+    blocks: tuple[str, ...] = BLOCK_TYPES
+    widths: tuple[int, ...] = (32, 64, 128)
+    w_bits: tuple[int, ...] = (5, 7, 9)
+    a_bits: tuple[int, ...] = (5, 7, 9)
+    head: HeadConfig = HeadConfig()
+    quantize: bool = True
+    """Fake-quantize with the sampled bits during supernet training and scoring."""
+
+    @field_validator("blocks")
+    @classmethod
+    def _known_blocks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError(f"blocks must not be empty; allowed: {list(BLOCK_TYPES)}")
+        for b in v:
+            if b not in BLOCK_TYPES:
+                raise ValueError(f"unknown block {b!r}; allowed: {list(BLOCK_TYPES)}")
+        if len(set(v)) != len(v):
+            raise ValueError("blocks must not repeat")
+        if set(v) == {"skip"}:
+            raise ValueError("blocks: at least one block type other than 'skip' is needed")
+        return v
+
+    @field_validator("widths", "w_bits", "a_bits")
+    @classmethod
+    def _nonempty_sorted(cls, v: tuple[int, ...], info: object) -> tuple[int, ...]:
+        name = getattr(info, "field_name", "choices")
+        if not v:
+            raise ValueError(f"{name} must not be empty")
+        if len(set(v)) != len(v):
+            raise ValueError(f"{name} must not repeat")
+        limit = (1, 4096) if name == "widths" else (2, 16)
+        for x in v:
+            if not limit[0] <= x <= limit[1]:
+                raise ValueError(f"{name} values must be in {limit[0]}..{limit[1]}, got {x}")
+        return tuple(sorted(v))
+
+    @model_validator(mode="after")
+    def _head_bits(self) -> SpaceConfig:
+        return self
+
+    @property
+    def max_width(self) -> int:
+        return max(self.widths)
+
+    @property
+    def head_w_bits(self) -> int:
+        return self.head.w_bits if self.head.w_bits is not None else max(self.w_bits)
+
+    @property
+    def head_a_bits(self) -> int:
+        return self.head.a_bits if self.head.a_bits is not None else max(self.a_bits)

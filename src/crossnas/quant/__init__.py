@@ -1,0 +1,40 @@
+"""Fake quantization with a straight-through estimator; no hardware knowledge.
+
+Conventions (shared by the supernet, the static models and the PIM simulator, which
+must reproduce these numbers exactly):
+
+* **Weights**: signed, symmetric, per output channel. ``step = max|w| / (2**(b-1) - 1)``
+  over each output channel; ``w_int = round(w / step)`` in ``[-(2**(b-1)-1), 2**(b-1)-1]``.
+* **Activations** (the input of every conv/linear): a per-layer clip value ``clip``
+  (calibrated: an exponential moving average of the batch maximum of ``|x|`` during
+  training, frozen in eval). Unsigned inputs (after ReLU) use
+  ``step = clip / (2**b - 1)`` and ``x_int = round(clamp(x, 0, clip) / step)``; signed
+  inputs (the network input) use ``step = clip / (2**(b-1) - 1)`` and a symmetric clamp.
+* The quantized product is ``step_x * step_w[c] * (x_int @ w_int)``: integers times scales.
+"""
+
+from __future__ import annotations
+
+from crossnas.quant.functions import (
+    act_qmax,
+    add_weight_noise,
+    fake_quant_act,
+    fake_quant_weight,
+    quantize_act_int,
+    quantize_weight_int,
+    weight_qmax,
+)
+from crossnas.quant.modules import QuantConv2d, QuantLinear, update_clip
+
+__all__ = [
+    "QuantConv2d",
+    "QuantLinear",
+    "act_qmax",
+    "add_weight_noise",
+    "fake_quant_act",
+    "fake_quant_weight",
+    "quantize_act_int",
+    "quantize_weight_int",
+    "update_clip",
+    "weight_qmax",
+]

@@ -1,0 +1,84 @@
+"""Stateless quantization functions (tensors in, tensors out)."""
+
+from __future__ import annotations
+
+import torch
+
+_EPS = 1e-8
+
+
+def weight_qmax(bits: int) -> int:
+    """Largest weight integer magnitude for signed ``bits``: ``2**(bits-1) - 1``."""
+    return (1 << (bits - 1)) - 1
+
+
+def act_qmax(bits: int, signed: bool) -> int:
+    """Largest activation integer: ``2**bits - 1`` unsigned, ``2**(bits-1) - 1`` signed."""
+    return (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+
+
+def _round_ste(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def weight_step(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-output-channel step, shape ``(C_out, 1, ...)`` broadcastable to ``w``."""
+    dims = tuple(range(1, w.dim()))
+    amax = w.detach().abs().amax(dim=dims, keepdim=True) if dims else w.detach().abs()
+    return amax.clamp_min(_EPS) / weight_qmax(bits)
+
+
+def quantize_weight_int(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer weights and their per-channel step (``w ≈ w_int * step``).
+
+    Returns:
+        ``(w_int, step)``: ``w_int`` float tensor of integers, shape of ``w``;
+        ``step`` shape ``(C_out, 1, ...)``.
+    """
+    step = weight_step(w, bits)
+    q = weight_qmax(bits)
+    return torch.clamp(torch.round(w / step), -q, q), step
+
+
+def fake_quant_weight(w: torch.Tensor, bits: int | None) -> torch.Tensor:
+    """Quantize-dequantize ``w`` with STE gradients; ``bits=None`` returns ``w``."""
+    if bits is None:
+        return w
+    step = weight_step(w, bits)
+    q = weight_qmax(bits)
+    return torch.clamp(_round_ste(w / step), -q, q) * step
+
+
+def act_step(clip: torch.Tensor, bits: int, signed: bool) -> torch.Tensor:
+    """Activation step for a clip value (scalar tensor)."""
+    return clip.clamp_min(_EPS) / act_qmax(bits, signed)
+
+
+def quantize_act_int(
+    x: torch.Tensor, bits: int, clip: torch.Tensor, signed: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer activations and their step (``x ≈ x_int * step``)."""
+    step = act_step(clip, bits, signed)
+    q = act_qmax(bits, signed)
+    lo = -q if signed else 0
+    return torch.clamp(torch.round(x / step), lo, q), step
+
+
+def fake_quant_act(x: torch.Tensor, bits: int | None, clip: torch.Tensor, signed: bool) -> torch.Tensor:
+    """Quantize-dequantize activations with STE (gradient passes inside the clip range)."""
+    if bits is None:
+        return x
+    step = act_step(clip, bits, signed)
+    q = act_qmax(bits, signed)
+    lo = -q if signed else 0
+    y = x / step
+    y_clamped = torch.clamp(y, lo, q)
+    return _round_ste(y_clamped) * step
+
+
+def add_weight_noise(w: torch.Tensor, sigma_rel: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Multiplicative Gaussian weight noise ``w * (1 + sigma_rel * N(0, 1))`` (training only)."""
+    if sigma_rel <= 0:
+        return w
+    noise = torch.randn(w.shape, device=w.device, dtype=w.dtype, generator=generator)
+    return w * (1 + sigma_rel * noise)

@@ -1,0 +1,213 @@
+"""``ArchSpec``: a frozen, hashable candidate network with per-layer bits.
+
+String form, one token per choice layer joined by ``-``:
+``V64w7a5`` (vgg, 64 wide, 7-bit weights, 5-bit activations), ``v`` = vgg_nopool,
+``R`` = residual, ``S`` = skip (no width or bits). Example: ``V32w9a9-S-R64w5a7``.
+
+Integer vector (for search operators): 4 genes per layer, ``[block, width, w_bits,
+a_bits]`` as indices into the space's choice lists; a skip layer's other genes are
+ignored (canonically 0).
+
+Validity: at least one non-skip layer; the number of ``vgg`` (pooling) blocks must
+leave a feature map at least ``head.pool`` wide. A ``skip`` is the identity, so the
+layer after it sees the width of the last non-skip layer before it (the input
+channels if there is none).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from crossnas.config.space import SpaceConfig
+from crossnas.errors import CrossnasError
+
+_CODE = {"vgg": "V", "vgg_nopool": "v", "residual": "R", "skip": "S"}
+_NAME = {v: k for k, v in _CODE.items()}
+_TOKEN = re.compile(r"^([VvR])(\d+)w(\d+)a(\d+)$")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One choice layer. For ``skip``, width and bits are 0."""
+
+    block: str
+    width: int = 0
+    w_bits: int = 0
+    a_bits: int = 0
+
+    def to_token(self) -> str:
+        if self.block == "skip":
+            return "S"
+        return f"{_CODE[self.block]}{self.width}w{self.w_bits}a{self.a_bits}"
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A candidate: one :class:`LayerSpec` per choice layer."""
+
+    layers: tuple[LayerSpec, ...]
+
+    # ---- forms -------------------------------------------------------------------
+    def __str__(self) -> str:
+        return "-".join(layer.to_token() for layer in self.layers)
+
+    @classmethod
+    def from_string(cls, text: str) -> ArchSpec:
+        """Parses the short string form (see module docstring)."""
+        layers = []
+        for tok in text.strip().split("-"):
+            tok = tok.strip()
+            if tok == "S":
+                layers.append(LayerSpec("skip"))
+                continue
+            m = _TOKEN.match(tok)
+            if not m:
+                raise CrossnasError(
+                    f"arch {text!r}: bad token {tok!r}; expected e.g. V64w7a5 (V=vgg, v=vgg_nopool, R=residual) or S (skip)"
+                )
+            layers.append(LayerSpec(_NAME[m.group(1)], int(m.group(2)), int(m.group(3)), int(m.group(4))))
+        return cls(tuple(layers))
+
+    def to_json(self) -> list[dict[str, object]]:
+        return [
+            {"block": layer.block, "width": layer.width, "w_bits": layer.w_bits, "a_bits": layer.a_bits}
+            for layer in self.layers
+        ]
+
+    @classmethod
+    def from_json(cls, data: object) -> ArchSpec:
+        if isinstance(data, str):
+            return cls.from_string(data)
+        if isinstance(data, dict) and "layers" in data:
+            data = data["layers"]
+        if not isinstance(data, list):
+            raise CrossnasError("arch JSON must be a list of {block, width, w_bits, a_bits} or the string form")
+        layers = []
+        for i, d in enumerate(data):
+            if not isinstance(d, dict) or "block" not in d:
+                raise CrossnasError(f"arch layer {i}: expected an object with 'block'")
+            if d["block"] == "skip":
+                layers.append(LayerSpec("skip"))
+            else:
+                try:
+                    layers.append(LayerSpec(str(d["block"]), int(d["width"]), int(d["w_bits"]), int(d["a_bits"])))
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise CrossnasError(f"arch layer {i}: needs integer width, w_bits, a_bits") from exc
+        return cls(tuple(layers))
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json())
+
+    # ---- integer vector ------------------------------------------------------------
+    def encode(self, space: SpaceConfig) -> np.ndarray:
+        """Integer vector of shape ``(4 * n_layers,)`` (indices into the choice lists)."""
+        self.validate(space)
+        out = np.zeros((len(self.layers), 4), dtype=np.int64)
+        for i, layer in enumerate(self.layers):
+            out[i, 0] = space.blocks.index(layer.block)
+            if layer.block != "skip":
+                out[i, 1] = space.widths.index(layer.width)
+                out[i, 2] = space.w_bits.index(layer.w_bits)
+                out[i, 3] = space.a_bits.index(layer.a_bits)
+        return out.reshape(-1)
+
+    @classmethod
+    def decode(cls, vec: Sequence[int] | np.ndarray, space: SpaceConfig) -> ArchSpec:
+        """Inverse of :meth:`encode`; skip layers ignore their other genes."""
+        arr = np.asarray(vec, dtype=np.int64).reshape(-1)
+        if arr.size != 4 * space.n_layers:
+            raise CrossnasError(f"arch vector has {arr.size} genes, the space needs {4 * space.n_layers}")
+        layers = []
+        for i in range(space.n_layers):
+            b, w, wb, ab = (int(x) for x in arr[4 * i : 4 * i + 4])
+            if not 0 <= b < len(space.blocks):
+                raise CrossnasError(f"arch vector gene {4 * i}: block index {b} out of range")
+            name = space.blocks[b]
+            if name == "skip":
+                layers.append(LayerSpec("skip"))
+                continue
+            for g, (idx, choices) in enumerate(((w, space.widths), (wb, space.w_bits), (ab, space.a_bits))):
+                if not 0 <= idx < len(choices):
+                    raise CrossnasError(f"arch vector gene {4 * i + 1 + g}: index {idx} out of range")
+            layers.append(LayerSpec(name, space.widths[w], space.w_bits[wb], space.a_bits[ab]))
+        return cls(tuple(layers))
+
+    @staticmethod
+    def gene_cardinalities(space: SpaceConfig) -> np.ndarray:
+        """Number of choices of each gene, shape ``(4 * n_layers,)``."""
+        one = [len(space.blocks), len(space.widths), len(space.w_bits), len(space.a_bits)]
+        return np.array(one * space.n_layers, dtype=np.int64)
+
+    # ---- validity ------------------------------------------------------------------
+    def problems(self, space: SpaceConfig, input_hw: int | None = None) -> list[str]:
+        """Reasons this spec is not a valid member of ``space`` (empty if valid)."""
+        out: list[str] = []
+        if len(self.layers) != space.n_layers:
+            out.append(f"has {len(self.layers)} layers, the space has {space.n_layers}")
+        for i, layer in enumerate(self.layers):
+            if layer.block not in space.blocks:
+                out.append(f"layer {i}: block {layer.block!r} not in {list(space.blocks)}")
+                continue
+            if layer.block == "skip":
+                continue
+            if layer.width not in space.widths:
+                out.append(f"layer {i}: width {layer.width} not in {list(space.widths)}")
+            if layer.w_bits not in space.w_bits:
+                out.append(f"layer {i}: w_bits {layer.w_bits} not in {list(space.w_bits)}")
+            if layer.a_bits not in space.a_bits:
+                out.append(f"layer {i}: a_bits {layer.a_bits} not in {list(space.a_bits)}")
+        if all(layer.block == "skip" for layer in self.layers):
+            out.append("needs at least one non-skip layer")
+        if input_hw is not None and self.n_pools > max_pools(input_hw, space.head.pool):
+            out.append(
+                f"{self.n_pools} pooling blocks shrink a {input_hw}x{input_hw} input below the "
+                f"{space.head.pool}x{space.head.pool} head (at most {max_pools(input_hw, space.head.pool)})"
+            )
+        return out
+
+    def validate(self, space: SpaceConfig, input_hw: int | None = None) -> ArchSpec:
+        """Raises :class:`CrossnasError` if invalid; returns ``self``."""
+        probs = self.problems(space, input_hw)
+        if probs:
+            raise CrossnasError(f"arch {self}: " + "; ".join(probs))
+        return self
+
+    def is_valid(self, space: SpaceConfig, input_hw: int | None = None) -> bool:
+        return not self.problems(space, input_hw)
+
+    # ---- derived -----------------------------------------------------------------------
+    @property
+    def n_pools(self) -> int:
+        return sum(1 for layer in self.layers if layer.block == "vgg")
+
+    def effective_widths(self, in_channels: int) -> list[int]:
+        """Output channels after each layer (a skip keeps the previous width)."""
+        out, cur = [], in_channels
+        for layer in self.layers:
+            if layer.block != "skip":
+                cur = layer.width
+            out.append(cur)
+        return out
+
+
+def max_pools(input_hw: int, head_pool: int) -> int:
+    """Most 2x2 pooling blocks an ``input_hw`` map allows before a ``head_pool`` head."""
+    if input_hw < head_pool:
+        return 0
+    return int(math.floor(math.log2(input_hw / head_pool) + 1e-9))
+
+
+def random_arch(space: SpaceConfig, rng: np.random.Generator, input_hw: int | None = None) -> ArchSpec:
+    """A uniformly sampled valid spec (rejection sampling over the integer vector)."""
+    card = ArchSpec.gene_cardinalities(space)
+    for _ in range(10_000):
+        spec = ArchSpec.decode(rng.integers(0, card), space)
+        if spec.is_valid(space, input_hw):
+            return spec
+    raise CrossnasError("could not sample a valid architecture in 10,000 tries; check the space config")
