@@ -1,0 +1,136 @@
+"""PNG plots for the report (matplotlib, Agg backend; data in, file out)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from crossnas.utils.io import write_with  # noqa: E402
+
+_DPI = 130
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
+    plt.close(fig)
+    write_with(path, lambda fh: fh.write(buf.getvalue()))
+    return Path(path)
+
+
+def plot_pareto(
+    points: Sequence[Mapping[str, Any]],
+    front: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    *,
+    x_key: str = "edp_mJms",
+    x_label: str = "EDP (mJ·ms, log scale)",
+    color_key: str = "crossbar_size",
+    highlights: Sequence[Mapping[str, Any]] = (),
+) -> Path:
+    """Accuracy vs a cost: every candidate faint, the front bold, coloured by crossbar size.
+
+    Args:
+        points: all evaluated candidates (``accuracy`` 0..1, ``x_key``, ``color_key``).
+        front: the non-dominated ones.
+        path: PNG to write.
+        highlights: winners to mark and label (``label`` key).
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    groups = sorted({p.get(color_key) for p in [*points, *front]}, key=lambda v: (v is None, v))
+    cmap = plt.get_cmap("viridis", max(len(groups), 1))
+    for i, g in enumerate(groups):
+        pts = [p for p in points if p.get(color_key) == g]
+        if pts:
+            ax.scatter([p[x_key] for p in pts], [100 * p["accuracy"] for p in pts], s=10, alpha=0.18,
+                       color=cmap(i), linewidths=0)
+        fr = [p for p in front if p.get(color_key) == g]
+        if fr:
+            ax.scatter([p[x_key] for p in fr], [100 * p["accuracy"] for p in fr], s=38, alpha=0.95,
+                       color=cmap(i), edgecolors="black", linewidths=0.6, label=f"{g}×{g}" if g else "n/a")
+    if front:
+        fr_sorted = sorted(front, key=lambda p: p[x_key])
+        ax.plot([p[x_key] for p in fr_sorted], [100 * p["accuracy"] for p in fr_sorted], color="black",
+                linewidth=0.8, alpha=0.6, drawstyle="steps-post")
+    for h in highlights:
+        ax.scatter([h[x_key]], [100 * h["accuracy"]], marker="*", s=180, color="crimson", edgecolors="black",
+                   linewidths=0.6, zorder=5)
+        ax.annotate(str(h.get("label", "")), (h[x_key], 100 * h["accuracy"]), textcoords="offset points",
+                    xytext=(8, -12), fontsize=8, color="crimson")
+    if points or front:
+        vals = [p[x_key] for p in [*points, *front] if p[x_key] > 0]
+        if vals and max(vals) / min(vals) > 20:
+            ax.set_xscale("log")
+        else:
+            x_label = x_label.replace(", log scale", "")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Candidates (faint) and Pareto front (bold), by crossbar size")
+    ax.grid(True, alpha=0.3)
+    if groups:
+        ax.legend(title="crossbar", fontsize=8, title_fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_breakdown(components: Mapping[str, Mapping[str, float]], path: str | Path) -> Path:
+    """Energy and area of one design by component, as two horizontal bar charts.
+
+    Args:
+        components: ``{"energy_mJ": {name: v}, "area_mm2": {name: v}}``.
+    """
+    panels = [(k, lab) for k, lab in (("energy_mJ", "energy (mJ per image)"), ("area_mm2", "area (mm²)"))
+              if components.get(k)]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(10, 3.8), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        items = sorted(((n, v) for n, v in components[key].items() if n != "total"), key=lambda t: t[1])
+        total = sum(v for _, v in items) or 1.0
+        names = [n for n, _ in items]
+        vals = [v for _, v in items]
+        bars = ax.barh(names, vals, color="#4c72b0")
+        for b, v in zip(bars, vals):
+            ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {100 * v / total:.1f}%", va="center",
+                    fontsize=8)
+        ax.set_xlabel(label)
+        ax.set_xlim(0, max(vals or [1]) * 1.25)
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.suptitle("Winner: breakdown by component")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_layer_latency(layers: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Per-layer latency bars of one design (``name``, ``latency_ms``)."""
+    names = [str(layer.get("name", i)) for i, layer in enumerate(layers)]
+    vals = [float(layer.get("latency_ms", 0.0)) for layer in layers]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.38 * len(names) + 2), 4.0))
+    ax.bar(range(len(vals)), vals, color="#55a868")
+    ax.set_xticks(range(len(vals)))
+    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("latency (ms)")
+    ax.set_xlabel("layer")
+    ax.set_title("Winner: latency per layer")
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_convergence(series: Mapping[str, Sequence[float]], path: str | Path, *, y_label: str = "best fitness") -> Path:
+    """Best value per generation, one line per series (e.g. per w_acc)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for name, ys in series.items():
+        ax.plot(range(len(ys)), list(ys), marker="o", markersize=3, label=str(name))
+    ax.set_xlabel("generation")
+    ax.set_ylabel(y_label)
+    ax.set_title("Search convergence")
+    ax.grid(True, alpha=0.3)
+    if series:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
