@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -67,8 +68,9 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _words(nbytes: np.ndarray | float, width: int) -> np.ndarray:
-    return np.ceil(np.asarray(nbytes, dtype=float) * 8.0 / width - 1e-9)
+def _words(nbytes: float, width: int) -> float:
+    """Buffer words (of ``width`` bits) holding ``nbytes`` bytes."""
+    return float(math.ceil(nbytes * 8.0 / width - 1e-9))
 
 
 def _mapping(layer: Layer, hp: P.HwParams) -> tuple[int, int, int, int, int, int]:
@@ -96,6 +98,7 @@ def _mapping(layer: Layer, hp: P.HwParams) -> tuple[int, int, int, int, int, int
     return mx, my, max_row, max_col, mx * my
 
 
+@lru_cache(maxsize=65536)
 def _conv_inbuf_words(layer: Layer, max_row: int, width: int) -> np.ndarray:
     """PE input-buffer words (write + read) of every output pixel of a conv layer."""
     ho, wo = layer.out_hw
@@ -112,9 +115,12 @@ def _conv_inbuf_words(layer: Layer, max_row: int, width: int) -> np.ndarray:
     grid[0, :] = w_row0 + r_other
     grid[1:, 0] = w_rowstart + r_start
     grid[0, 0] = w_first + r_start
-    return grid.ravel()
+    out = grid.ravel()
+    out.setflags(write=False)
+    return out
 
 
+@lru_cache(maxsize=65536)
 def _conv_inbuf_split(layer: Layer, max_row: int, width: int) -> tuple[float, float]:
     """Total (write, read) words of the PE input buffer over a conv layer."""
     ho, wo = layer.out_hw
@@ -132,6 +138,7 @@ def _conv_inbuf_split(layer: Layer, max_row: int, width: int) -> tuple[float, fl
     return writes, reads
 
 
+@lru_cache(maxsize=65536)
 def _dependency_index(layer: Layer) -> np.ndarray:
     """For each output pixel, the flat index of the last input pixel it needs."""
     ho, wo = layer.out_hw
@@ -141,7 +148,9 @@ def _dependency_index(layer: Layer) -> np.ndarray:
     c = np.minimum(np.arange(wo) * s + k - 1 - p, w - 1)
     r = np.maximum(r, 0)
     c = np.maximum(c, 0)
-    return (r[:, None] * w + c[None, :]).ravel()
+    out = (r[:, None] * w + c[None, :]).ravel()
+    out.setflags(write=False)
+    return out
 
 
 def _pipeline(arrival: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -16,8 +16,16 @@ from functools import lru_cache
 import numpy as np
 
 
-@lru_cache(maxsize=8)
 def spiral_order(n_positions: int) -> np.ndarray:
+    """Mesh coordinates of the first ``n_positions`` tiles in MNSIM's spiral order (cached)."""
+    side = 64
+    while side * side < n_positions:
+        side *= 2
+    return _spiral(side * side)[:n_positions]
+
+
+@lru_cache(maxsize=4)
+def _spiral(n_positions: int) -> np.ndarray:
     """Mesh coordinates of the first ``n_positions`` tiles in MNSIM's spiral order.
 
     Returns:
@@ -44,7 +52,9 @@ def spiral_order(n_positions: int) -> np.ndarray:
             for r in range(s - 1, -1, -1):
                 out[t] = (r, s)
                 t += 1
-    return out[:n_positions].copy()
+    out = out[:n_positions].copy()
+    out.setflags(write=False)
+    return out
 
 
 def mesh_coords(n_tiles: int, rows: int, cols: int, connection: int = 2) -> np.ndarray:
@@ -81,6 +91,11 @@ def layer_distances(
 ) -> tuple[np.ndarray, np.ndarray]:
     """inLayer and transLayer distances of every layer, as MNSIM computes them.
 
+    The largest Manhattan distance from a tile A to a set of tiles is
+    ``max(uA - min u, max u - uA, vA - min v, max v - vA)`` with ``u = x + y`` and
+    ``v = x - y``, so each layer costs O(tiles). Ties between candidate aggregation tiles
+    go to the first in row-major mesh order, as in MNSIM's ``np.argwhere`` scan.
+
     Args:
         coords: ``(T, 2)`` tile coordinates in placement order.
         start: first tile index of each layer ``(L,)``.
@@ -96,49 +111,69 @@ def layer_distances(
     n = len(start)
     d_in = np.zeros(n)
     d_tr = np.zeros(n)
-    pos_cache: dict[int, np.ndarray] = {}
-
-    def pos(i: int) -> np.ndarray:
-        if i not in pos_cache:
-            p = coords[start[i]:start[i] + ntile[i]]
-            # MNSIM scans the mesh row-major (np.argwhere): order tiles that way
-            order = np.lexsort((p[:, 1], p[:, 0]))
-            pos_cache[i] = p[order]
-        return pos_cache[i]
-
+    if len(coords) == 0:
+        return d_in, d_tr
+    x = coords[:, 0]
+    y = coords[:, 1]
+    u = x + y
+    v = x - y
+    big = int(coords.max()) + 2
+    rm = x * big + y  # row-major rank
+    ext: list[tuple[int, int, int, int] | None] = []
+    first_rm: list[int] = []
+    for i in range(n):
+        if ntile[i] == 0:
+            ext.append(None)
+            first_rm.append(-1)
+            continue
+        s0, s1 = start[i], start[i] + ntile[i]
+        uu, vv = u[s0:s1], v[s0:s1]
+        ext.append((int(uu.min()), int(uu.max()), int(vv.min()), int(vv.max())))
+        first_rm.append(s0 + int(np.argmin(rm[s0:s1])))
+    rank_scale = big * big + 1
     for i in range(n):
         if is_sum[i]:
             if i == n - 1:
                 continue
             best = 0.0
             for j in consumers[i]:
-                q = pos(j)
-                if len(q):
-                    best = max(best, abs(q[0, 0] - global_row) + q[0, 1])
+                if ntile[j]:
+                    t = first_rm[j]
+                    best = max(best, abs(x[t] - global_row) + y[t])
             d_tr[i] = best
             continue
-        p = pos(i)
-        if len(p) == 0:
+        e = ext[i]
+        if e is None:
             continue
-        spread = np.abs(p[:, None, :] - p[None, :, :]).sum(-1).max(1) if len(p) > 1 else np.zeros(1)
+        s0, s1 = start[i], start[i] + ntile[i]
+        uu, vv = u[s0:s1], v[s0:s1]
+        if ntile[i] > 1:
+            spread = np.maximum(np.maximum(uu - e[0], e[1] - uu), np.maximum(vv - e[2], e[3] - vv))
+        else:
+            spread = np.zeros(1, dtype=np.int64)
         if i == n - 1:
-            a = int(np.argmin(spread))
+            a = int(np.argmin(spread * rank_scale + rm[s0:s1]))
             d_in[i] = spread[a]
-            d_tr[i] = 0.0
             continue
         if branch_out[i]:
-            out = np.abs(p[:, 0] - global_row) + p[:, 1]
+            out = np.abs(x[s0:s1] - global_row) + y[s0:s1]
         else:
-            dst = [pos(j) for j in consumers[i]]
-            dst = [d for d in dst if len(d)]
+            dst = [ext[j] for j in consumers[i] if ext[j] is not None]
             if dst:
-                q = np.concatenate(dst)
-                out = np.abs(p[:, None, :] - q[None, :, :]).sum(-1).max(1)
+                umin = min(d[0] for d in dst)
+                umax = max(d[1] for d in dst)
+                vmin = min(d[2] for d in dst)
+                vmax = max(d[3] for d in dst)
+                out = np.maximum(np.maximum(uu - umin, umax - uu), np.maximum(vv - vmin, vmax - vv))
             else:
-                out = np.zeros(len(p))
-        if len(p) == 1:
-            d_in[i], d_tr[i] = 0.0, out[0]
+                out = np.zeros(ntile[i], dtype=np.int64)
+        if ntile[i] == 1:
+            d_in[i], d_tr[i] = 0.0, float(out[0])
         else:
-            a = int(np.argmin(spread + out))
-            d_in[i], d_tr[i] = spread[a], out[a]
+            score = spread + out
+            if branch_out[i] and global_row != int(global_row):
+                a = int(np.lexsort((rm[s0:s1], score))[0])
+            else:
+                a = int(np.argmin(score.astype(np.int64) * rank_scale + rm[s0:s1]))
+            d_in[i], d_tr[i] = float(spread[a]), float(out[a])
     return d_in, d_tr
