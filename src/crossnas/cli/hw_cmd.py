@@ -1,12 +1,128 @@
-"""``crossnas hw``: hardware cost of a network (placeholder until the cost model lands)."""
+"""``crossnas hw``: latency, energy, area and power of a network on a PIM accelerator."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+from crossnas.errors import CrossnasError
+
+
+def _load_network_arg(network: str) -> dict[str, Any]:
+    from crossnas.hw.examples import EXAMPLES, example_network
+
+    p = Path(network)
+    if p.is_file():
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CrossnasError(f"network file {p}: not valid JSON: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise CrossnasError(f"network file {p}: must hold one JSON object with input_shape and layers")
+        return data
+    if network in EXAMPLES:
+        return example_network(network)
+    return example_network(network)  # raises the one-line error naming the built-ins
+
+
+def _render(report: dict[str, Any], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title=f"{title}: totals ({report['cost_mode']} mode)")
+    for col in ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W", "tiles", "crossbars"):
+        t.add_column(col, justify="right")
+    t.add_row(*(f"{report[k]:.6g}" if isinstance(report[k], float) else str(report[k]) for k in
+                ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W", "tiles", "crossbars")))
+    console.print(t)
+    lt = Table(title="per layer")
+    for col in ("layer", "type", "out shape", "w/a bits", "crossbars", "tiles", "finish ms", "energy mJ", "area mm2"):
+        lt.add_column(col, justify="right")
+    for ly in report["layers"]:
+        bits = f"{ly['w_bits']}/{ly['a_bits']}" if ly["w_bits"] else f"-/{ly['a_bits']}"
+        lt.add_row(ly["name"], ly["type"], "x".join(map(str, ly["out_shape"])), bits, str(ly["crossbars"]),
+                   str(ly["tiles"]), f"{ly['finish_ms']:.4f}", f"{ly['energy_mJ']:.4g}", f"{ly['area_mm2']:.4g}")
+    console.print(lt)
+    ct = Table(title="per component")
+    ct.add_column("component")
+    for col in ("energy_mJ", "area_mm2", "power_W"):
+        ct.add_column(col, justify="right")
+    comps = report["components"]
+    for name in comps["energy_mJ"]:
+        ct.add_row(name, *(f"{comps[k].get(name, 0.0):.4g}" for k in ("energy_mJ", "area_mm2", "power_W")))
+    console.print(ct)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("hw")
-    def hw() -> None:
-        """Latency, energy, area and power of a network on a PIM accelerator."""
-        raise typer.Exit(1)
+    def hw(
+        network: Optional[str] = typer.Argument(
+            None, help="Network JSON file ({input_shape, layers}) or a built-in: lenet, alexnet, vgg8, vgg16, resnet18."
+        ),
+        hardware: Optional[Path] = typer.Option(None, "--hardware", help="Hardware config (YAML/JSON)."),
+        mnsim_ini: Optional[Path] = typer.Option(None, "--mnsim-ini", help="Read an MNSIM-2.0 SimConfig.ini."),
+        set_: Optional[list[str]] = typer.Option(
+            None, "--set", help="Override a hardware field, e.g. --set adc.choice=3 --set crossbar.rows=128."
+        ),
+        batch: Optional[Path] = typer.Option(
+            None, "--batch", help="JSON-lines file: one network per line, optionally with a 'hardware' object of overrides."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    ) -> None:
+        """Latency, energy, area and power of a network on an analog PIM accelerator (MNSIM-2.0 calibrated)."""
+        from crossnas.config.loading import load_yaml_or_json, parse_set_options
+        from crossnas.hw.build import build_hardware
+        from crossnas.hw.cost import cost_networks
+        from crossnas.hw.mnsim_ini import hardware_from_mnsim_ini
+        from crossnas.hw.network import network_from_dict
+
+        if (network is None) == (batch is None):
+            raise CrossnasError("give either NETWORK or --batch FILE (exactly one)")
+        base = hardware_from_mnsim_ini(mnsim_ini) if mnsim_ini is not None else None
+        overrides: dict[str, Any] = {}
+        if hardware is not None:
+            overrides = load_yaml_or_json(hardware, what="hardware")
+        sets = parse_set_options(set_)
+        hw0 = build_hardware(base, overrides, sets, source=str(hardware) if hardware else "--set")
+
+        if batch is None:
+            assert network is not None
+            data = _load_network_arg(network)
+            line_hw = data.get("hardware")
+            hw_cfg = build_hardware(hw0, line_hw or {}, {}, source="network hardware") if line_hw else hw0
+            res = cost_networks([network_from_dict(data)], [hw_cfg])
+            report = res.report(0)
+            if as_json:
+                typer.echo(json.dumps(report))
+            else:
+                _render(report, network)
+            return
+
+        if not batch.is_file():
+            raise CrossnasError(f"--batch: file not found: {batch}")
+        nets, hws = [], []
+        for n_line, line in enumerate(batch.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CrossnasError(f"--batch {batch} line {n_line}: not valid JSON: {exc.msg}") from None
+            if not isinstance(data, dict):
+                raise CrossnasError(f"--batch {batch} line {n_line}: must be a JSON object")
+            try:
+                nets.append(network_from_dict(data))
+                line_hw = data.get("hardware")
+                hws.append(build_hardware(hw0, line_hw, {}, source="hardware") if line_hw else hw0)
+            except CrossnasError as exc:
+                raise CrossnasError(f"--batch {batch} line {n_line}: {exc}") from None
+        res = cost_networks(nets, hws)
+        for i in range(len(res)):
+            if as_json:
+                typer.echo(json.dumps(res.report(i)))
+            else:
+                _render(res.report(i), f"{batch} #{i + 1}")
