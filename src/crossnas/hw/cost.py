@@ -263,8 +263,14 @@ def cost_one(net: Network, hw: HardwareConfig) -> NetCost:
                 "inter_tile": npx * (r_merge * cyc + merge + transfer),
             }
             n_pe = res.tiles * mpe
-            adc_active = _ceil_div(mc, hp.omux)
-            dac_active = _ceil_div(mr, hp.idemux)
+            if hp.corrected:
+                # every column read is converted once per pass; every driven row has a DAC
+                adc_active = min(hp.adc_num, mc)
+                dac_active = min(hp.dac_num, mr)
+            else:
+                # MNSIM: ceil(max_col / omux) ADCs, fewer than the columns read when omux > 1
+                adc_active = _ceil_div(mc, hp.omux)
+                dac_active = _ceil_div(mr, hp.idemux)
             pw["ADC"] = n_pe * hp.groups * adc_active * hp.p_adc
             pw["DAC"] = n_pe * hp.groups * dac_active * hp.p_dac
             pw["crossbar"] = n_pe * hp.groups * hp.polarity * mr * mc * hp.cell_power / (hp.idemux * hp.omux)
