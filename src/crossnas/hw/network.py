@@ -316,8 +316,16 @@ def network_from_module(module: Any, example_input: Any) -> Network:
     x = example_input
     if x.dim() == 3:
         x = x.unsqueeze(0)
+    class _Tracer(fx.Tracer):
+        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+                              nn.AdaptiveMaxPool2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU, nn.Dropout)):
+                return True
+            return super().is_leaf_module(m, qualname)
+
     try:
-        gm = fx.symbolic_trace(module)
+        graph = _Tracer().trace(module)
+        gm = fx.GraphModule(module, graph)
     except Exception as exc:  # noqa: BLE001 - tracing errors come in many types
         raise CrossnasError(f"module cannot be traced with torch.fx: {str(exc).splitlines()[0]}") from exc
     shapes: dict[str, tuple[int, ...]] = {}
