@@ -87,6 +87,10 @@ def hardware_from_mnsim_ini(path: str | Path, base: HardwareConfig | None = None
         dev["read_energy_J"] = v
     if (v := num("Device level", "Device_Level")) is not None:
         dev["levels"] = _int(v, "Device_Level", p)
+    if get("Device level", "Device_Resistance") is None and dev["levels"] != 2 and get("Device level", "Device_Level"):
+        raise CrossnasError(
+            f"{p}: Device_Level = {dev['levels']} needs a Device_Resistance list with {dev['levels']} values (HRS first)"
+        )
     if (raw := get("Device level", "Device_Resistance")) is not None:
         res = _nums(raw, "Device_Resistance", p)
         if len(res) < 2:

@@ -1,0 +1,151 @@
+"""Cost-model invariants (hypothesis) and the corrected mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crossnas.config.hardware import HardwareConfig
+from crossnas.config.space import SpaceConfig
+from crossnas.hw import cost_network, cost_networks, network_from_dict
+from crossnas.space.arch import ArchSpec, LayerSpec, random_arch
+from crossnas.space.mnsim import arch_to_network_dict
+
+SPACE = SpaceConfig(n_layers=4)
+HYP = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _net(spec: ArchSpec) -> dict:
+    return arch_to_network_dict(spec, SPACE, (3, 32, 32), 10)
+
+
+def _hw(xbar: int, adc: int, dac: int, mode: str = "mnsim") -> HardwareConfig:
+    return HardwareConfig.model_validate(
+        {"crossbar": {"rows": xbar, "cols": xbar}, "adc": {"choice": adc}, "dac": {"choice": dac}, "cost_mode": mode}
+    )
+
+
+arch_st = st.integers(0, 2**31 - 1).map(lambda s: random_arch(SPACE, np.random.default_rng(s), 32))
+hw_st = st.builds(_hw, st.sampled_from([32, 64, 128, 256]), st.integers(1, 8), st.integers(1, 5))
+
+
+def _with_layer(spec: ArchSpec, i: int, **kw: int) -> ArchSpec:
+    layers = list(spec.layers)
+    layers[i] = LayerSpec(layers[i].block, kw.get("width", layers[i].width), kw.get("w_bits", layers[i].w_bits),
+                          kw.get("a_bits", layers[i].a_bits))
+    return ArchSpec(tuple(layers))
+
+
+def _nonskip(spec: ArchSpec) -> list[int]:
+    return [i for i, layer in enumerate(spec.layers) if layer.block != "skip"]
+
+
+@HYP
+@given(st.lists(st.tuples(arch_st, hw_st), min_size=1, max_size=6))
+def test_batch_equals_one_by_one(items) -> None:  # noqa: ANN001
+    nets = [_net(a) for a, _ in items]
+    hws = [h for _, h in items]
+    batch = cost_networks(nets, hws)
+    for i, (n, h) in enumerate(zip(nets, hws)):
+        single = cost_network(n, h)
+        for key in ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W"):
+            assert getattr(batch, key)[i] == single[key]
+    assert np.allclose(batch.edp_mJms, batch.latency_ms * batch.energy_mJ)
+
+
+@HYP
+@given(arch_st, hw_st, st.data())
+def test_more_weight_bits_never_cost_less_area_energy_or_crossbars(spec, hw, data) -> None:  # noqa: ANN001
+    """More weight slices -> more PEs and tiles. (Latency is not monotone in MNSIM: tile
+    placement distances change with the tile count.)"""
+    i = data.draw(st.sampled_from(_nonskip(spec)))
+    if spec.layers[i].w_bits == 9:
+        return
+    hi = _with_layer(spec, i, w_bits=spec.layers[i].w_bits + 2)
+    a, b = cost_network(_net(spec), hw), cost_network(_net(hi), hw)
+    assert b["crossbars"] >= a["crossbars"]
+    assert b["area_mm2"] >= a["area_mm2"]
+    assert b["energy_mJ"] >= a["energy_mJ"] * (1 - 1e-12)
+
+
+@HYP
+@given(arch_st, hw_st, st.data())
+def test_more_activation_bits_never_cost_less(spec, hw, data) -> None:  # noqa: ANN001
+    """Activation bits lengthen input cycles, buffer traffic and transfers; the mapping is unchanged."""
+    i = data.draw(st.sampled_from(_nonskip(spec)))
+    if spec.layers[i].a_bits == 9:
+        return
+    hi = _with_layer(spec, i, a_bits=spec.layers[i].a_bits + 2)
+    a, b = cost_network(_net(spec), hw), cost_network(_net(hi), hw)
+    assert b["latency_ms"] >= a["latency_ms"] * (1 - 1e-12)
+    assert b["energy_mJ"] >= a["energy_mJ"] * (1 - 1e-12)
+    assert b["area_mm2"] == a["area_mm2"]
+
+
+@HYP
+@given(arch_st, hw_st, st.data())
+def test_wider_layer_never_costs_less_area_or_energy(spec, hw, data) -> None:  # noqa: ANN001
+    i = data.draw(st.sampled_from(_nonskip(spec)))
+    if spec.layers[i].width == 128:
+        return
+    hi = _with_layer(spec, i, width=spec.layers[i].width * 2)
+    a, b = cost_network(_net(spec), hw), cost_network(_net(hi), hw)
+    assert b["crossbars"] >= a["crossbars"]
+    assert b["area_mm2"] >= a["area_mm2"]
+    assert b["energy_mJ"] >= a["energy_mJ"] * (1 - 1e-12)
+
+
+@HYP
+@given(arch_st, st.sampled_from([32, 64, 128, 256]), st.integers(1, 15))
+def test_adc_resolution_raises_latency_and_energy(spec, xbar, bits) -> None:  # noqa: ANN001
+    """Same ADC power/area/rate, one more bit: each conversion takes (bits + 2)/rate, so
+    latency and energy cannot fall; area is unchanged (MNSIM's ADC area is per preset)."""
+    def hw(b: int) -> HardwareConfig:
+        return HardwareConfig.model_validate({"crossbar": {"rows": xbar, "cols": xbar}, "adc": {
+            "bits": b, "area_um2": 1000.0, "power_W": 2e-3, "sample_rate_GSps": 1.0}})
+    n = _net(spec)
+    a, b = cost_network(n, hw(max(bits, 2))), cost_network(n, hw(max(bits, 2) + 1))
+    assert b["latency_ms"] >= a["latency_ms"] and b["energy_mJ"] > a["energy_mJ"]
+    assert b["area_mm2"] == a["area_mm2"]
+
+
+def test_mnsim_mode_ignores_bits_per_cell_corrected_mode_honours_them() -> None:
+    n = _net(ArchSpec.from_string("V64w9a9-R128w9a9-S-v32w7a7"))
+    base = {"crossbar": {"rows": 128, "cols": 128}}
+    one = {"device": {"levels": 2}}
+    four = {"device": {"levels": 16, "hrs_ohm": 1e6, "lrs_ohm": 1e4}}
+    m1 = cost_network(n, HardwareConfig.model_validate({**base, **one}))
+    m4 = cost_network(n, HardwareConfig.model_validate({**base, **four}))
+    assert (m1["crossbars"], m1["energy_mJ"], m1["area_mm2"]) == (m4["crossbars"], m4["energy_mJ"], m4["area_mm2"])
+    c1 = cost_network(n, HardwareConfig.model_validate({**base, **one, "cost_mode": "corrected"}))
+    c4 = cost_network(n, HardwareConfig.model_validate({**base, **four, "cost_mode": "corrected"}))
+    assert c4["crossbars"] < c1["crossbars"] and c4["area_mm2"] < c1["area_mm2"]
+
+
+def test_corrected_mode_caps_adcs_and_reports_average_power() -> None:
+    n = _net(ArchSpec.from_string("V32w7a7-V64w7a7-S-S"))
+    mn = cost_network(n, _hw(32, 6, 1))
+    co = cost_network(n, _hw(32, 6, 1, "corrected"))
+    assert co["components"]["area_mm2"]["ADC"] == pytest.approx(mn["components"]["area_mm2"]["ADC"] / 4)
+    assert co["power_W"] == pytest.approx(co["energy_mJ"] / co["latency_ms"])
+    assert mn["power_W"] > mn["energy_mJ"] / mn["latency_ms"]  # MNSIM's peak power
+
+
+def test_report_layers_and_components_add_up() -> None:
+    rep = cost_network(_net(ArchSpec.from_string("V64w5a7-R32w9a5-v64w7a7-S")), HardwareConfig())
+    assert sum(ly["energy_mJ"] for ly in rep["layers"]) == pytest.approx(rep["energy_mJ"])
+    assert sum(rep["components"]["energy_mJ"].values()) == pytest.approx(rep["energy_mJ"])
+    assert sum(rep["components"]["area_mm2"].values()) == pytest.approx(rep["area_mm2"])
+    assert sum(ly["area_mm2"] for ly in rep["layers"]) == pytest.approx(rep["area_mm2"])
+    assert max(ly["finish_ms"] for ly in rep["layers"]) == pytest.approx(rep["latency_ms"])
+    assert rep["edp_mJms"] == pytest.approx(rep["latency_ms"] * rep["energy_mJ"])
+
+
+def test_crossbar_smaller_than_a_kernel_slice_is_refused() -> None:
+    from crossnas.errors import CrossnasError
+
+    hw = HardwareConfig.model_validate({"crossbar": {"rows": 8, "cols": 8}})
+    with pytest.raises(CrossnasError, match="crossbar.rows"):
+        cost_network(network_from_dict(_net(ArchSpec.from_string("V32w7a7-S-S-S"))), hw)
