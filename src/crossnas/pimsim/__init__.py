@@ -1,0 +1,39 @@
+"""PIM accuracy simulator: quantized networks on simulated analog crossbars.
+
+``simulate_model(module, hardware, seed=...)`` replaces every ``QuantConv2d`` /
+``QuantLinear`` with a crossbar-simulated layer (bit-sliced weights on cells,
+positive/negative arrays or offset encoding, row tiles of the crossbar size,
+bit-serial inputs through the DAC, per-column partial sums through the ADC,
+digital shift-add; conductance variation, stuck-at faults, finite on/off ratio).
+``pim_accuracy`` gives the Monte-Carlo mean ± std accuracy. With
+``ideal_hardware(hw)`` the simulated network reproduces the fake-quantized one
+exactly. Model and conventions: ``docs/pim_simulator.md``.
+"""
+
+from __future__ import annotations
+
+from crossnas.pimsim.adc import adc_exponent, adc_read_, adc_step
+from crossnas.pimsim.layers import PimConv2d, PimLayer, PimLinear
+from crossnas.pimsim.mapping import LayerPlan, sample_conductances, weight_levels
+from crossnas.pimsim.settings import CrossbarSpec, PimSimSettings
+from crossnas.pimsim.simulate import PimResult, ideal_hardware, pim_accuracy, pim_layers, run_seed, simulate_model
+
+__all__ = [
+    "CrossbarSpec",
+    "LayerPlan",
+    "PimConv2d",
+    "PimLayer",
+    "PimLinear",
+    "PimResult",
+    "PimSimSettings",
+    "adc_exponent",
+    "adc_read_",
+    "adc_step",
+    "ideal_hardware",
+    "pim_accuracy",
+    "pim_layers",
+    "run_seed",
+    "sample_conductances",
+    "simulate_model",
+    "weight_levels",
+]
