@@ -1,0 +1,154 @@
+"""Accuracy evaluators: how a candidate's accuracy is scored.
+
+An evaluator maps candidates to accuracies (fractions 0..1). ``hardware_dependent``
+says whether the hardware genes matter: if not, the search reuses the accuracy of any
+evaluated candidate with the same network and bits (the key's arch part).
+
+Implementations: :class:`SupernetAccuracy` (weight-sharing subnet, fake quantization;
+fast), :class:`PimAccuracy` (the extracted subnet through the crossbar simulator on a
+validation subset), :class:`SyntheticAccuracy` (a cheap deterministic proxy for tests
+and benchmarks: no training, no data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from crossnas.search.genome import Candidate
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Scores candidates' accuracy."""
+
+    fidelity: str
+    """``supernet``, ``pim`` or ``synthetic`` (stored with every trial)."""
+    hardware_dependent: bool
+    """Whether the hardware genes change the accuracy."""
+
+    def evaluate(self, candidates: Sequence[Candidate]) -> list[float]:
+        """Accuracy (fraction 0..1) of every candidate, same order."""
+        ...
+
+
+class SyntheticAccuracy:
+    """A deterministic, smooth accuracy proxy (no data, microseconds per candidate).
+
+    Wider and deeper networks and more bits score higher, with saturation, plus a
+    reproducible per-network jitter of ±``jitter``; with ``hardware_dependent`` the ADC
+    resolution and cell levels also matter (as a PIM simulation would). It has the
+    trade-off shape that makes search meaningful (accuracy costs hardware) and nothing else.
+
+    Args:
+        seed: changes the jitter.
+        jitter: half-width of the per-network jitter (fraction).
+        hardware_dependent: let the ADC bits and device levels lower the accuracy.
+        delay_s: seconds to wait per candidate (stands in for an expensive scorer).
+    """
+
+    def __init__(self, seed: int = 0, jitter: float = 0.02, hardware_dependent: bool = False,
+                 delay_s: float = 0.0) -> None:
+        self.seed = int(seed)
+        self.delay_s = float(delay_s)
+        self.jitter = float(jitter)
+        self.hardware_dependent = bool(hardware_dependent)
+        self.fidelity = "synthetic"
+        self.n_calls = 0
+
+    def _one(self, c: Candidate) -> float:
+        cap, bitfac, n = 0.0, 0.0, 0
+        for layer in c.spec.layers:
+            if layer.block == "skip":
+                continue
+            n += 1
+            cap += math.log2(max(layer.width, 2) / 8.0) * (1.3 if layer.block == "residual" else 1.0)
+            bits = min(layer.w_bits, layer.a_bits + 1)
+            bitfac += 1.0 - 0.6 * 2.0 ** (-(bits - 3))
+        bitfac /= max(n, 1)
+        acc = 0.3 + 0.65 * (1.0 - math.exp(-cap / 7.0)) * bitfac
+        digest = hashlib.sha256(f"{self.seed}:{c.spec}".encode()).digest()
+        acc += self.jitter * (2.0 * int.from_bytes(digest[:4], "little") / 2**32 - 1.0)
+        if self.hardware_dependent:
+            adc_bits = c.hardware.adc.bits or 8
+            acc *= 1.0 - 0.25 * 2.0 ** (-(adc_bits - 2)) - 0.01 * (c.hardware.device.cell_bits - 1)
+        return float(min(max(acc, 0.0), 1.0))
+
+    def evaluate(self, candidates: Sequence[Candidate]) -> list[float]:
+        self.n_calls += 1
+        if self.delay_s > 0:
+            time.sleep(self.delay_s * len(candidates))  # stands in for an expensive scorer
+        return [self._one(c) for c in candidates]
+
+
+class SupernetAccuracy:
+    """Validation accuracy of the weight-sharing subnet (fake-quantized, BN re-estimated).
+
+    Args:
+        scorer: a :class:`crossnas.supernet.SubnetScorer` (``score_many(specs)``).
+    """
+
+    fidelity = "supernet"
+    hardware_dependent = False
+
+    def __init__(self, scorer: Any) -> None:
+        self.scorer = scorer
+
+    def evaluate(self, candidates: Sequence[Candidate]) -> list[float]:
+        return [float(a) for a in self.scorer.score_many([c.spec for c in candidates])]
+
+
+class PimAccuracy:
+    """Accuracy of the extracted subnet through the crossbar simulator.
+
+    The subnet is extracted from the supernet with its BatchNorm statistics re-estimated
+    (``module_for(spec)``, cached for the last few networks), then
+    :func:`crossnas.pimsim.pim_accuracy` runs it on the validation subset ``(x, y)`` with
+    the candidate's hardware; the Monte-Carlo mean is the accuracy.
+
+    Args:
+        module_for: ``spec -> nn.Module`` (eval mode) of a network and its bits.
+        x: validation inputs, shape ``(n, C, H, W)``.
+        y: labels, shape ``(n,)``.
+        mc_runs: Monte-Carlo runs of device non-idealities.
+        seed: seed of the non-idealities.
+        batch_size: simulation batch size.
+    """
+
+    fidelity = "pim"
+    hardware_dependent = True
+
+    def __init__(self, module_for: Any, x: Any, y: Any, *, mc_runs: int = 1, seed: int = 0,
+                 batch_size: int = 256, cache_size: int = 8) -> None:
+        self.module_for = module_for
+        self.x, self.y = x, y
+        self.mc_runs, self.seed, self.batch_size = int(mc_runs), int(seed), int(batch_size)
+        self._modules: OrderedDict[str, Any] = OrderedDict()
+        self.cache_size = int(cache_size)
+
+    def _module(self, c: Candidate) -> Any:
+        key = str(c.spec)
+        if key in self._modules:
+            self._modules.move_to_end(key)
+        else:
+            self._modules[key] = self.module_for(c.spec)
+            while len(self._modules) > self.cache_size:
+                self._modules.popitem(last=False)
+        return self._modules[key]
+
+    def evaluate(self, candidates: Sequence[Candidate]) -> list[float]:
+        from crossnas.pimsim import pim_accuracy
+
+        out = []
+        for c in candidates:
+            res = pim_accuracy(self._module(c), c.hardware, self.x, self.y, mc_runs=self.mc_runs,
+                               seed=self.seed, batch_size=self.batch_size)
+            out.append(float(res.mean))
+        return out

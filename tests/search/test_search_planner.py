@@ -1,0 +1,129 @@
+"""The deterministic evolution planner: reproducibility, rejection rules, constraints, NSGA-II."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from crossnas.config.hardware import HardwareConfig
+from crossnas.config.space import SpaceConfig
+from crossnas.errors import CrossnasError
+from crossnas.search.costs import CostCache
+from crossnas.search.evaluators import SyntheticAccuracy
+from crossnas.search.genome import GenomeSpace
+from crossnas.search.objectives import Evaluation, Ranges, front, paper_fitness
+from crossnas.search.planner import NSGA2Run, PaperRun, Planner, RandomRun
+
+GENES = {"crossbar.size": (32, 64, 128, 256), "adc.choice": (1, 2, 3, 4, 5, 6, 7, 8), "dac.choice": (1, 2)}
+
+
+def toy_cost(nets, hws):
+    """A cheap stand-in for the cost model: grows with MACs x bits, shrinks with crossbar size."""
+    lat, en, area = [], [], []
+    for net, hw in zip(nets, hws, strict=True):
+        work = sum(layer.get("out_channels", 0) * layer.get("in_channels", 0) * layer["weight_bit"]
+                   for layer in net["layers"] if layer["type"] == "conv")
+        lat.append(1e-6 * work / hw.crossbar.rows * (1 + hw.adc.bits / 8))
+        en.append(1e-7 * work * (1 + hw.dac.bits))
+        area.append(1.0 + 1e-4 * work / hw.crossbar.rows + hw.adc.area_um2 * 1e-3)
+    lat, en, area = map(np.array, (lat, en, area))
+    return SimpleNamespace(latency_ms=lat, energy_mJ=en, edp_mJms=lat * en, area_mm2=area, power_W=en / lat)
+
+
+RANGES = Ranges({"latency_ms": (0.0, 0.5), "energy_mJ": (0.0, 0.5), "edp_mJms": (0.0, 0.1), "area_mm2": (1.0, 10.0)})
+
+
+def setup(limits=None, runs="paper", seed=0, population=12, generations=4, max_rejected=500):
+    g = GenomeSpace(SpaceConfig(), HardwareConfig(), GENES, (1, 8, 8), 10)
+    costs = CostCache(g, toy_cost)
+    if runs == "paper":
+        rs = [PaperRun(w, RANGES, top_k=3, n_mutations=5, n_crossovers=5, mutation_prob=0.1, genomes=g) for w in (0.99, 0.8)]
+    elif runs == "nsga2":
+        rs = [NSGA2Run(("edp_mJms",), population=population, mutation_prob=0.1, crossover_prob=0.9, genomes=g)]
+    else:
+        rs = [RandomRun(population)]
+    return g, costs, Planner(g, costs, rs, seed=seed, population=population, generations=generations,
+                             limits=limits, max_rejected=max_rejected)
+
+
+def drive(g, costs, planner, acc=None):
+    """Evaluates every planned generation in memory; returns results and the stages."""
+    acc = acc or SyntheticAccuracy(seed=1)
+    results: dict[str, Evaluation] = {}
+    while (stage := planner.current(results)) is not None:
+        cands = [g.candidate(g.vec_of_key(k)) for k in stage.keys if k not in results]
+        for c, cost, a in zip(cands, costs.costs(cands), acc.evaluate(cands), strict=True):
+            results[c.key] = Evaluation(c.key, a, cost)
+    return results, planner.stages
+
+
+@pytest.mark.parametrize("runs", ["paper", "nsga2", "random"])
+def test_plan_is_a_function_of_seed_and_results(runs: str) -> None:
+    r1, s1 = drive(*setup(runs=runs))
+    r2, s2 = drive(*setup(runs=runs))
+    assert [s.keys for s in s1] == [s.keys for s in s2]
+    assert r1.keys() == r2.keys()
+    # a replay from stored results (new planner, results known up front) plans the same generations
+    g, costs, planner = setup(runs=runs)
+    while planner.current(r1) is not None:
+        pass
+    assert [s.keys for s in planner.stages] == [s.keys for s in s1]
+    r3, s3 = drive(*setup(runs=runs, seed=1))
+    assert [s.keys for s in s3] != [s.keys for s in s1]
+
+
+def test_generation_sizes_and_no_duplicates_per_run() -> None:
+    g, costs, planner = setup(runs="paper")
+    results, stages = drive(g, costs, planner)
+    assert len(stages) == 4 and len(stages[0].keys) == 12
+    for s in stages[1:]:
+        for keys in s.per_run:
+            assert len(keys) == 10  # 5 mutations + 5 crossovers
+    for run in planner.runs:
+        assert len(run.history) == len(set(run.history))
+    assert all(g.is_valid(g.vec_of_key(k)) for k in results)
+
+
+def test_paper_parents_are_the_fittest() -> None:
+    g, costs, planner = setup(runs="paper", generations=3)
+    results, _ = drive(g, costs, planner)
+    for run in planner.runs:
+        scores = sorted((run.score(results[k]) for k in run.history), reverse=True)
+        parent_scores = sorted((run.score(results[g.key(v)]) for v in run.parents), reverse=True)
+        assert parent_scores == scores[: len(parent_scores)]
+        assert run.score(results[g.key(run.parents[0])]) == paper_fitness(results[g.key(run.parents[0])], run.w_acc, RANGES)
+
+
+def test_nsga2_population_keeps_the_first_front() -> None:
+    g, costs, planner = setup(runs="nsga2", generations=5)
+    results, _ = drive(g, costs, planner)
+    run = planner.runs[0]
+    run.observe([], results)  # the final population from everything evaluated
+    fr = {e.key for e in front([results[k] for k in run.history], ("edp_mJms",))}
+    pop = set(run.pop)
+    assert fr <= pop or len(pop) == run.n
+
+
+def test_constraints_respected_and_impossible_ones_reported() -> None:
+    g, costs, planner = setup()
+    ref, _ = drive(g, costs, planner)
+    limit = float(np.median([e.cost.area_mm2 for e in ref.values()]))
+    g, costs, planner = setup(limits={"area_mm2": limit})
+    results, _ = drive(g, costs, planner)
+    assert results and all(e.cost.area_mm2 <= limit for e in results.values())
+    assert planner.n_infeasible > 0
+    g, costs, planner = setup(limits={"area_mm2": 1e-9}, max_rejected=200)
+    with pytest.raises(CrossnasError, match=r"no candidate met max_area_mm2=1e-09 after 2\d\d rejected samples"):
+        planner.current({})
+
+
+def test_tiny_space_converges_instead_of_looping() -> None:
+    space = SpaceConfig(n_layers=1, blocks=("residual", "skip"), widths=(32,), w_bits=(5,), a_bits=(5,))
+    g = GenomeSpace(space, HardwareConfig(), {"dac.choice": (1, 2)}, (1, 8, 8), 10)
+    costs = CostCache(g, toy_cost)
+    planner = Planner(g, costs, [RandomRun(4)], seed=0, population=4, generations=5, max_rejected=50)
+    results, stages = drive(g, costs, planner)
+    assert len(results) == 2  # the whole space: residual with dac 1 or 2
+    assert planner.current(results) is None
