@@ -348,33 +348,45 @@ def cost_one(net: Network, hw: HardwareConfig) -> NetCost:
 # ---------------------------------------------------------------------------- batch API
 @dataclass
 class CostBatch:
-    """Costs of a batch of networks; arrays have shape ``(n,)`` in crossnas units."""
+    """Costs of a batch of networks; arrays have shape ``(n,)`` in crossnas units.
+
+    Per-layer details for :meth:`report` are computed on first request (population
+    batches cost their totals in one vectorised pass).
+    """
 
     latency_ms: np.ndarray
     energy_mJ: np.ndarray
     edp_mJms: np.ndarray
     area_mm2: np.ndarray
     power_W: np.ndarray
-    details: list[NetCost] = field(repr=False, default_factory=list)
+    networks: list[Network] = field(repr=False, default_factory=list)
+    hardware: list[HardwareConfig] = field(repr=False, default_factory=list)
+    _details: dict[int, NetCost] = field(repr=False, default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.latency_ms)
 
+    def detail(self, i: int) -> NetCost:
+        """Full per-layer result of item ``i`` (MNSIM units)."""
+        if i not in self._details:
+            self._details[i] = cost_one(self.networks[i], self.hardware[i])
+        return self._details[i]
+
     def report(self, i: int) -> dict[str, Any]:
         """The JSON-able full result of item ``i`` (totals, per-layer, per-component)."""
-        d = self.details[i]
+        d = self.detail(i)
         layers = []
         for r in d.layers:
             lay = r.layer
             layers.append({
                 "name": lay.name, "type": lay.type, "w_bits": lay.w_bits if lay.type in ("conv", "fc") else None,
                 "a_bits": lay.a_bits, "out_shape": [lay.cout, *lay.out_hw],
-                "latency_ms": (r.finish_ns - 0.0) * 1e-6, "finish_ms": r.finish_ns * 1e-6,
+                "latency_ms": 0.0, "finish_ms": r.finish_ns * 1e-6,
                 "energy_mJ": sum(r.energy.values()) * 1e-6, "area_mm2": r.area * 1e-6,
                 "power_W": sum(r.power.values()), "crossbars": r.crossbars, "pes": r.pes, "tiles": r.tiles,
             })
         prev = 0.0
-        for item in layers:
+        for item in layers:  # time this layer extends the schedule beyond everything before it
             item["latency_ms"] = max(item["finish_ms"] - prev, 0.0)
             prev = max(prev, item["finish_ms"])
         return {
@@ -388,6 +400,10 @@ class CostBatch:
                 "power_W": dict(d.power_parts),
             },
         }
+
+
+FAST_MIN_BATCH = 8
+"""Batches at least this large use the population-vectorised totals (:mod:`crossnas.hw.fast`)."""
 
 
 def _as_network(n: Network | dict) -> Network:
@@ -413,12 +429,22 @@ def cost_networks(
         hws = list(hardware)
         if len(hws) != len(nets):
             raise CrossnasError(f"hardware: {len(hws)} configurations for {len(nets)} networks; give one or one per network")
-    details = [cost_one(n, h) for n, h in zip(nets, hws)]
-    lat = np.array([d.latency_ns for d in details]) * 1e-6
-    en = np.array([d.energy_nJ for d in details]) * 1e-6
-    ar = np.array([d.area_um2 for d in details]) * 1e-6
-    pw = np.array([d.power_W for d in details])
-    return CostBatch(lat, en, lat * en, ar, pw, details)
+    from crossnas.hw.fast import fast_supported, fast_totals
+
+    details: dict[int, NetCost] = {}
+    if len(nets) >= FAST_MIN_BATCH and fast_supported(hws):
+        lat_ns, en_nj, ar_um2, pw, _tiles = fast_totals(nets, hws)
+    else:
+        for i, (n, h) in enumerate(zip(nets, hws)):
+            details[i] = cost_one(n, h)
+        lat_ns = np.array([d.latency_ns for d in details.values()])
+        en_nj = np.array([d.energy_nJ for d in details.values()])
+        ar_um2 = np.array([d.area_um2 for d in details.values()])
+        pw = np.array([d.power_W for d in details.values()])
+    lat = np.asarray(lat_ns, dtype=float) * 1e-6
+    en = np.asarray(en_nj, dtype=float) * 1e-6
+    return CostBatch(lat, en, lat * en, np.asarray(ar_um2, dtype=float) * 1e-6, np.asarray(pw, dtype=float),
+                     nets, hws, details)
 
 
 def cost_network(network: Network | dict, hardware: HardwareConfig | None = None) -> dict[str, Any]:
