@@ -56,7 +56,7 @@ def main() -> None:
     per_pop: list[float] = []
     for rep in range(args.repeats):
         t0 = time.perf_counter()
-        for n, h in zip(nets, hws):
+        for n, h in zip(nets, hws, strict=True):
             cost_networks([n], [h])
         per_net.append((time.perf_counter() - t0) / args.n * 1e3)
         t0 = time.perf_counter()

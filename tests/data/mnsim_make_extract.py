@@ -23,7 +23,7 @@ HW_KEYS = ("xbar", "adc_choice", "dac_choice", "adc_num", "dac_num", "device_lev
 
 def arch_string(arch: dict) -> str:
     toks = []
-    for b, c, w, a in zip(arch["blocks"], arch["channels"], arch["wbits"], arch["abits"]):
+    for b, c, w, a in zip(arch["blocks"], arch["channels"], arch["wbits"], arch["abits"], strict=True):
         toks.append("S" if b == 3 else f"{_CODE[b]}{c}w{w}a{a}")
     return "-".join(toks)
 
@@ -43,7 +43,7 @@ def main() -> None:
                    "hw": {k: r["hw"][k] for k in HW_KEYS if k in r["hw"]},
                    "latency": r["latency"], "energy": r["energy"], "area": r["area"], "power": r["power"]}
             ref_layers = [{**{k: v for k, v in lay.items() if k != "depthwise"}, "weight_bit": q["weight_bit"],
-                           "activation_bit": q["activation_bit"]} for lay, q in zip(r["layers"], r["quantize_config"])]
+                           "activation_bit": q["activation_bit"]} for lay, q in zip(r["layers"], r["quantize_config"], strict=True)]
             if "mnsim_builtin" in r["arch"]:
                 row["builtin"] = r["arch"]["mnsim_builtin"]
                 ours = EXAMPLES[row["builtin"]]()["layers"]

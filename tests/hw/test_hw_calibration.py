@@ -80,7 +80,7 @@ def test_per_layer_finish_times_and_energy_match_a_reference_point() -> None:
     net = network_from_dict({"input_shape": [3, 32, 32], "layers": r["layers"], "quantize_config": r["quantize_config"]})
     res = cost_one(net, hw_from_settings(r["hw"]))
     assert len(res.layers) == len(r["per_layer"])
-    for ours, ref in zip(res.layers, r["per_layer"]):
+    for ours, ref in zip(res.layers, r["per_layer"], strict=True):
         assert ours.layer.type == ref["type"]
         assert ours.tiles == ref["mapping"]["tilenum"]
         assert ours.finish_ns == pytest.approx(ref["finish_time_ns"], rel=1e-6)

@@ -48,7 +48,7 @@ def test_batch_equals_one_by_one(items) -> None:  # noqa: ANN001
     nets = [_net(a) for a, _ in items]
     hws = [h for _, h in items]
     batch = cost_networks(nets, hws)
-    for i, (n, h) in enumerate(zip(nets, hws)):
+    for i, (n, h) in enumerate(zip(nets, hws, strict=True)):
         single = cost_network(n, h)
         for key in ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W"):
             assert getattr(batch, key)[i] == pytest.approx(single[key], rel=1e-9)
@@ -179,7 +179,7 @@ def test_vectorised_population_equals_per_network_model() -> None:
     nets = [network_from_dict(arch_to_network_dict(sp, space, (3, 32, 32), 10)) for sp in specs]
     hws = [_rand_hw(rng) for _ in nets]
     lat, en, ar, pw, tiles = fast_totals(nets, hws)
-    for i, (n, h) in enumerate(zip(nets, hws)):
+    for i, (n, h) in enumerate(zip(nets, hws, strict=True)):
         ref = cost_one(n, h)
         assert lat[i] == pytest.approx(ref.latency_ns, rel=1e-9)
         assert en[i] == pytest.approx(ref.energy_nJ, rel=1e-9)

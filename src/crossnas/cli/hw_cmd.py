@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -57,20 +57,24 @@ def _render(report: dict[str, Any], title: str) -> None:
     console.print(ct)
 
 
+_HARDWARE = typer.Option(None, "--hardware", help="Hardware config (YAML/JSON).")
+_MNSIM_INI = typer.Option(None, "--mnsim-ini", help="Read an MNSIM-2.0 SimConfig.ini.")
+_SET = typer.Option(None, "--set", help="Override a hardware field, e.g. --set adc.choice=3 --set crossbar.rows=128.")
+_BATCH = typer.Option(
+    None, "--batch", help="JSON-lines file: one network per line, optionally with a 'hardware' object of overrides."
+)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("hw")
     def hw(
-        network: Optional[str] = typer.Argument(
+        network: str | None = typer.Argument(
             None, help="Network JSON file ({input_shape, layers}) or a built-in: lenet, alexnet, vgg8, vgg16, resnet18."
         ),
-        hardware: Optional[Path] = typer.Option(None, "--hardware", help="Hardware config (YAML/JSON)."),
-        mnsim_ini: Optional[Path] = typer.Option(None, "--mnsim-ini", help="Read an MNSIM-2.0 SimConfig.ini."),
-        set_: Optional[list[str]] = typer.Option(
-            None, "--set", help="Override a hardware field, e.g. --set adc.choice=3 --set crossbar.rows=128."
-        ),
-        batch: Optional[Path] = typer.Option(
-            None, "--batch", help="JSON-lines file: one network per line, optionally with a 'hardware' object of overrides."
-        ),
+        hardware: Path | None = _HARDWARE,
+        mnsim_ini: Path | None = _MNSIM_INI,
+        set_: list[str] | None = _SET,
+        batch: Path | None = _BATCH,
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     ) -> None:
         """Latency, energy, area and power of a network on an analog PIM accelerator (MNSIM-2.0 calibrated)."""

@@ -11,7 +11,13 @@ Public API::
 from __future__ import annotations
 
 from crossnas.hw.cost import CostBatch, cost_network, cost_networks
-from crossnas.hw.network import Layer, Network, network_from_dict, network_from_module, network_to_dict
+from crossnas.hw.network import (
+    Layer,
+    Network,
+    network_from_dict,
+    network_from_module,
+    network_to_dict,
+)
 
 __all__ = [
     "CostBatch",

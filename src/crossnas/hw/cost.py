@@ -175,7 +175,7 @@ def cost_one(net: Network, hw: HardwareConfig) -> NetCost:
 
     # ---- mapping -------------------------------------------------------------------
     ntile = np.zeros(nl, dtype=np.int64)
-    for i, (lay, res) in enumerate(zip(layers, results)):
+    for i, (lay, res) in enumerate(zip(layers, results, strict=True)):
         if lay.type in ("conv", "fc"):
             mx, my, mr, mc, pes = _mapping(lay, hp)
             res.pes, res.max_row, res.max_col = pes, mr, mc
@@ -205,7 +205,7 @@ def cost_one(net: Network, hw: HardwareConfig) -> NetCost:
     finish: list[np.ndarray] = []
     energy_tot = dict.fromkeys(COMPONENTS, 0.0)
     power_tot = dict.fromkeys(COMPONENTS, 0.0)
-    for i, (lay, res) in enumerate(zip(layers, results)):
+    for i, (lay, res) in enumerate(zip(layers, results, strict=True)):
         res.d_in, res.d_trans = float(d_in[i]), float(d_tr[i])
         o = lay.a_bits
         a = lay.a_bits
@@ -435,7 +435,7 @@ def cost_networks(
     if len(nets) >= FAST_MIN_BATCH and fast_supported(hws):
         lat_ns, en_nj, ar_um2, pw, _tiles = fast_totals(nets, hws)
     else:
-        for i, (n, h) in enumerate(zip(nets, hws)):
+        for i, (n, h) in enumerate(zip(nets, hws, strict=True)):
             details[i] = cost_one(n, h)
         lat_ns = np.array([d.latency_ns for d in details.values()])
         en_nj = np.array([d.energy_nJ for d in details.values()])

@@ -184,7 +184,7 @@ def fast_totals(nets: Sequence[Network], hws: Sequence[HardwareConfig]) -> tuple
         vmax[idx_has] = np.maximum.reduceat(tv, starts)
         firstrm[idx_has] = np.minimum.reduceat(trm, starts)
     # consumer edges (global layer ids)
-    e_list = [s[1] + off for s, off in zip(structs, lay_off)]
+    e_list = [s[1] + off for s, off in zip(structs, lay_off, strict=True)]
     edges = np.concatenate(e_list) if e_list else np.zeros((0, 2), dtype=np.int64)
     prod, cons = edges[:, 0], edges[:, 1]
     n_cons = np.bincount(prod, minlength=L)
@@ -289,7 +289,7 @@ def fast_totals(nets: Sequence[Network], hws: Sequence[HardwareConfig]) -> tuple
     in0, in1 = col("in0"), col("in1")
     g_in0 = np.where(in0 >= 0, in0 + lay_off[net_of], -1)
     g_in1 = np.where(in1 >= 0, in1 + lay_off[net_of], -1)
-    ih, iw = col("ih"), col("iw")
+    _ih, _iw = col("ih"), col("iw")
     tab_shape = tab[:, [_COL["type"], _COL["oh"], _COL["ow"], _COL["ih"], _COL["iw"], _COL["k"], _COL["s"],
                         _COL["p"]]]
     for wave in range(int(nlay.max()) if nn_ else 0):
@@ -311,7 +311,7 @@ def fast_totals(nets: Sequence[Network], hws: Sequence[HardwareConfig]) -> tuple
             arr = np.maximum(arr, FIN[base1[seg] + loc])
         fc_l = is_fc[ls] & (src0 >= 0)
         if np.any(fc_l):
-            for li, sl_ in zip(np.flatnonzero(fc_l).tolist(), src0[fc_l].tolist()):
+            for li, sl_ in zip(np.flatnonzero(fc_l).tolist(), src0[fc_l].tolist(), strict=True):
                 st_ = int(fin_off[sl_])
                 arr[int(seg_start[li])] = FIN[st_:st_ + int(npx_i[sl_])].max()
         csum = np.cumsum(t)

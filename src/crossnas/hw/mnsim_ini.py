@@ -50,7 +50,7 @@ def hardware_from_mnsim_ini(path: str | Path, base: HardwareConfig | None = None
     p = Path(path)
     if not p.is_file():
         raise CrossnasError(f"--mnsim-ini: file not found: {p}")
-    cp = configparser.ConfigParser(strict=False, inline_comment_prefixes=None)
+    cp = configparser.ConfigParser(strict=True, inline_comment_prefixes=None)
     try:
         cp.read_string(p.read_text(encoding="utf-8"), source=str(p))
     except (configparser.Error, UnicodeDecodeError) as exc:

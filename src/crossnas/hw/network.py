@@ -23,7 +23,7 @@ Sources:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -328,7 +328,6 @@ def network_from_module(module: Any, example_input: Any) -> Network:
         gm = fx.GraphModule(module, graph)
     except Exception as exc:  # noqa: BLE001 - tracing errors come in many types
         raise CrossnasError(f"module cannot be traced with torch.fx: {str(exc).splitlines()[0]}") from exc
-    shapes: dict[str, tuple[int, ...]] = {}
     interp = fx.Interpreter(gm)
     env: dict[str, Any] = {}
     layers: list[Layer] = []
