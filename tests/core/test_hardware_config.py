@@ -70,3 +70,11 @@ def test_with_updates_revalidates() -> None:
     assert hw.crossbar.rows == 64
     with pytest.raises(ValidationError):
         HardwareConfig().with_updates(crossbar={"rows": -5})
+
+
+def test_with_updates_new_preset_replaces_old_figures() -> None:
+    hw = HardwareConfig().with_updates(adc={"choice": 3}, dac={"choice": 2})
+    assert (hw.adc.bits, hw.adc.power_W) == (8, 4.0e-3)
+    assert hw.dac.bits == 2
+    hw2 = HardwareConfig().with_updates(adc={"choice": 3, "power_W": 1e-3})
+    assert (hw2.adc.bits, hw2.adc.power_W) == (8, 1e-3)

@@ -40,6 +40,9 @@ DAC_PRESETS: dict[int, tuple[int, float, float, float]] = {
 }
 
 
+_CONVERTER_FIGURES = ("bits", "area_um2", "power_W", "sample_rate_GSps")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -259,6 +262,9 @@ class HardwareConfig(_Section):
         for name, values in sections.items():
             if name not in data:
                 raise ValueError(f"unknown hardware section {name!r}")
+            if name in ("adc", "dac") and isinstance(values, dict) and "choice" in values:
+                # a new preset replaces the old preset's figures (explicit ones in ``values`` still win)
+                data[name] = {k: v for k, v in data[name].items() if k not in _CONVERTER_FIGURES}
             if isinstance(data[name], dict):
                 data[name].update(values)
             else:

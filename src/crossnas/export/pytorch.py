@@ -1,0 +1,186 @@
+"""A standalone PyTorch export: one ``model.py`` that imports only torch, plus weights.
+
+``model.py`` rebuilds the exact module tree of crossnas's static network (same
+parameter and buffer names, same fake quantization), so ``weights.pt`` loads into it
+with ``load_state_dict`` and the outputs equal crossnas's. Usage::
+
+    import torch, model
+    net = model.build()
+    net.load_state_dict(torch.load("weights.pt", weights_only=True))
+"""
+
+from __future__ import annotations
+
+import pprint
+from pathlib import Path
+from typing import Any
+
+from crossnas.config.space import SpaceConfig
+from crossnas.space.arch import ArchSpec
+from crossnas.utils.io import save_torch, write_json, write_text
+
+_TEMPLATE = '''"""Standalone export of a crossnas network ({arch}).
+
+Needs only PyTorch. Weights are fake-quantized per output channel (signed, symmetric);
+layer inputs are fake-quantized with a calibrated clip (unsigned after ReLU, signed for
+the network input), exactly as in crossnas. Build with ``build()``, then
+``load_state_dict(torch.load("weights.pt", weights_only=True))``.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CONFIG = {config}
+
+
+def _round_ste(x):
+    return x + (torch.round(x) - x).detach()
+
+
+def _fq_weight(w, bits):
+    if bits is None:
+        return w
+    q = (1 << (bits - 1)) - 1
+    step = w.detach().abs().amax(dim=tuple(range(1, w.dim())), keepdim=True).clamp_min(1e-8) / q
+    return torch.clamp(_round_ste(w / step), -q, q) * step
+
+
+def _fq_act(x, bits, clip, signed):
+    if bits is None:
+        return x
+    q = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+    step = clip.clamp_min(1e-8) / q
+    return _round_ste(torch.clamp(x / step, -q if signed else 0, q)) * step
+
+
+class _Quant:
+    def _setup(self, w_bits, a_bits, signed_input):
+        self.w_bits, self.a_bits, self.signed_input = w_bits, a_bits, signed_input
+        self.register_buffer("act_clip", torch.ones(()))
+        self.register_buffer("clip_initialised", torch.zeros((), dtype=torch.bool))
+
+    def _qin(self, x):
+        if self.a_bits is not None and self.training:
+            with torch.no_grad():
+                m = x.detach().abs().amax()
+                if bool(self.clip_initialised):
+                    self.act_clip.mul_(0.9).add_(0.1 * m)
+                else:
+                    self.act_clip.copy_(m)
+                    self.clip_initialised.fill_(True)
+        return _fq_act(x, self.a_bits, self.act_clip, self.signed_input)
+
+
+class QuantConv2d(_Quant, nn.Conv2d):
+    def __init__(self, cin, cout, k, padding=0, w_bits=None, a_bits=None, signed_input=False):
+        nn.Conv2d.__init__(self, cin, cout, k, padding=padding, bias=False)
+        self._setup(w_bits, a_bits, signed_input)
+
+    def forward(self, x):
+        return F.conv2d(self._qin(x), _fq_weight(self.weight, self.w_bits), self.bias, self.stride, self.padding)
+
+
+class QuantLinear(_Quant, nn.Linear):
+    def __init__(self, cin, cout, w_bits=None, a_bits=None):
+        nn.Linear.__init__(self, cin, cout)
+        self._setup(w_bits, a_bits, False)
+
+    def forward(self, x):
+        return F.linear(self._qin(x), _fq_weight(self.weight, self.w_bits), self.bias)
+
+
+def _vgg(b):
+    mods = [("conv1", QuantConv2d(b["cin"], b["cout"], 3, 1, b["w_bits"], b["a_bits"], b["signed"])),
+            ("bn1", nn.BatchNorm2d(b["cout"])), ("relu1", nn.ReLU()),
+            ("conv2", QuantConv2d(b["cout"], b["cout"], 3, 1, b["w_bits"], b["a_bits"])),
+            ("bn2", nn.BatchNorm2d(b["cout"])), ("relu2", nn.ReLU())]
+    if b["block"] == "vgg":
+        mods.append(("pool", nn.MaxPool2d(2, 2)))
+    return nn.Sequential(dict(mods))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, b):
+        super().__init__()
+        self.conv1 = QuantConv2d(b["cin"], b["cout"], 3, 1, b["w_bits"], b["a_bits"], b["signed"])
+        self.bn1 = nn.BatchNorm2d(b["cout"])
+        self.relu1 = nn.ReLU()
+        self.conv2 = QuantConv2d(b["cout"], b["cout"], 3, 1, b["w_bits"], b["a_bits"])
+        self.bn2 = nn.BatchNorm2d(b["cout"])
+        self.shortcut = QuantConv2d(b["cin"], b["cout"], 1, 0, b["w_bits"], b["a_bits"], b["signed"])
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x))))) + self.shortcut(x))
+
+
+class Net(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.features = nn.Sequential(*[ResidualBlock(b) if b["block"] == "residual" else _vgg(b)
+                                        for b in cfg["blocks"]])
+        h = cfg["head"]
+        mods = []
+        if h["pool_kernel"] > 1:
+            mods.append(("pool", nn.MaxPool2d(h["pool_kernel"], h["pool_kernel"])))
+        mods.append(("flatten", nn.Flatten()))
+        sizes = h["sizes"]
+        for i in range(len(sizes) - 1):
+            mods.append((f"fc{{i + 1}}", QuantLinear(sizes[i], sizes[i + 1], h["w_bits"], h["a_bits"])))
+            if i < len(sizes) - 2:
+                mods.append((f"relu{{i + 1}}", nn.ReLU()))
+                mods.append((f"drop{{i + 1}}", nn.Dropout(h["dropout"])))
+        self.head = nn.Sequential(dict(mods))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def build():
+    """The network in eval mode (load the weights next)."""
+    return Net(CONFIG).eval()
+'''
+
+
+def export_config(spec: ArchSpec, space: SpaceConfig, input_shape: tuple[int, int, int], n_classes: int) -> dict[str, Any]:
+    """The literal structure description embedded in ``model.py`` (mirrors ``build_static``)."""
+    from crossnas.supernet.static import head_out_hw, head_pool_kernel
+
+    c, h, _ = input_shape
+    q = space.quantize
+    blocks, cur_c, cur_hw, signed = [], c, h, True
+    for layer in spec.layers:
+        if layer.block == "skip":
+            continue
+        blocks.append({"block": layer.block, "cin": cur_c, "cout": layer.width,
+                       "w_bits": layer.w_bits if q else None, "a_bits": layer.a_bits if q else None, "signed": signed})
+        if layer.block == "vgg":
+            cur_hw //= 2
+        cur_c, signed = layer.width, False
+    head = {"pool_kernel": head_pool_kernel(cur_hw, space.head.pool),
+            "sizes": [cur_c * head_out_hw(cur_hw, space.head.pool) ** 2, *space.head.fc, n_classes],
+            "w_bits": space.head_w_bits if q else None, "a_bits": space.head_a_bits if q else None,
+            "dropout": space.head.dropout}
+    return {"arch": str(spec), "input_shape": list(input_shape), "n_classes": n_classes, "blocks": blocks, "head": head}
+
+
+def standalone_source(config: dict[str, Any]) -> str:
+    """Source of the standalone ``model.py`` for one structure description."""
+    literal = pprint.pformat(config, indent=1, width=100, sort_dicts=False)
+    return _TEMPLATE.format(arch=config["arch"], config=literal)
+
+
+def export_pytorch(model_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
+    """Writes ``model.py``, ``weights.pt`` and ``model.json`` for a crossnas model directory."""
+    from crossnas.supernet.modeldir import load_model_dir
+
+    loaded = load_model_dir(model_dir)
+    out = Path(out_dir)
+    cfg = export_config(loaded.spec, loaded.space, tuple(loaded.input_shape), loaded.n_classes)
+    write_text(out / "model.py", standalone_source(cfg))
+    save_torch(out / "weights.pt", {k: v.detach().cpu() for k, v in loaded.module.state_dict().items()})
+    write_json(out / "model.json", {"format": "crossnas-export-pytorch/1", **cfg,
+                                    "usage": "import torch, model; net = model.build(); "
+                                             "net.load_state_dict(torch.load('weights.pt', weights_only=True))"})
+    return {"model": out / "model.py", "weights": out / "weights.pt"}
