@@ -2,17 +2,27 @@
 
 Prints figures and, as its last line, one JSON object with ``per_network_ms`` (median
 time to cost one network alone, ``cost_networks([net], [hw])``),
-``per_population50_ms`` (median time to cost a population of 50 in one call) and
-``per_network_in_population_ms`` (the latter / 50).
+``per_population50_ms`` (median time to cost a population of 50 in one call),
+``per_network_in_population_ms`` (the latter / 50), ``per_population50_from_dicts_ms``
+(a population of 50 given as MNSIM-style dicts, as the search passes them: parsing
+included) and, unless ``--no-first-call``, first-call times measured in fresh
+processes: ``first_call_cli_s`` (import + one network, the CLI case: the compiled kernel
+is not loaded for one-off calls), ``first_call_kernel_cached_s`` (import + a population of
+50 with numba's on-disk cache present) and ``first_call_kernel_compile_s`` (the same
+with an empty cache: numba compiles the kernel).
 
-Usage: ``python benchmarks/hw_cost.py [--n 1000] [--repeats 5] [--seed 0]``
+Usage: ``python benchmarks/hw_cost.py [--n 1000] [--repeats 5] [--seed 0] [--no-first-call]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -40,20 +50,51 @@ def random_hardware(rng: np.random.Generator) -> HardwareConfig:
     })
 
 
+_FIRST_CALL = """
+import time
+import numpy as np
+from crossnas.config.hardware import HardwareConfig
+from crossnas.config.space import SpaceConfig
+from crossnas.space.arch import random_arch
+from crossnas.space.mnsim import arch_to_network_dict
+space = SpaceConfig()
+rng = np.random.default_rng(0)
+nets = [arch_to_network_dict(random_arch(space, rng, 32), space, (3, 32, 32), 10) for _ in range({n})]
+hw = HardwareConfig()
+t0 = time.perf_counter()
+from crossnas.hw import cost_networks
+cost_networks(nets, hw)
+print(time.perf_counter() - t0)
+"""
+
+
+def first_call_s(n: int, cache_dir: str | None) -> float:
+    """Seconds a fresh interpreter takes to import ``crossnas.hw`` and cost ``n`` networks once
+    (crossnas.config and the network dicts are ready beforehand)."""
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
+    out = subprocess.run([sys.executable, "-c", _FIRST_CALL.format(n=n)], env=env, check=True,
+                         capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-first-call", action="store_true", help="skip the fresh-process first-call timings")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     space = SpaceConfig()
-    nets = [network_from_dict(arch_to_network_dict(random_arch(space, rng, 32), space, (3, 32, 32), 10))
-            for _ in range(args.n)]
+    dicts = [arch_to_network_dict(random_arch(space, rng, 32), space, (3, 32, 32), 10) for _ in range(args.n)]
+    nets = [network_from_dict(d) for d in dicts]
     hws = [random_hardware(rng) for _ in range(args.n)]
     cost_networks(nets[:50], hws[:50])  # imports, first-call set-up
     per_net: list[float] = []
     per_pop: list[float] = []
+    per_pop_dicts: list[float] = []
     for rep in range(args.repeats):
         t0 = time.perf_counter()
         for n, h in zip(nets, hws, strict=True):
@@ -63,14 +104,29 @@ def main() -> None:
         for i in range(0, args.n, 50):
             cost_networks(nets[i:i + 50], hws[i:i + 50])
         per_pop.append((time.perf_counter() - t0) / (args.n / 50) * 1e3)
-        print(f"repeat {rep}: {per_net[-1]:.3f} ms/network, {per_pop[-1]:.2f} ms/population of 50")
+        t0 = time.perf_counter()
+        for i in range(0, args.n, 50):
+            cost_networks(dicts[i:i + 50], hws[i:i + 50])
+        per_pop_dicts.append((time.perf_counter() - t0) / (args.n / 50) * 1e3)
+        print(f"repeat {rep}: {per_net[-1]:.3f} ms/network, {per_pop[-1]:.2f} ms/population of 50, "
+              f"{per_pop_dicts[-1]:.2f} ms/population of 50 dicts")
     tiles = cost_networks(nets[:200], hws[:200])
     print(f"networks: {args.n} (8 choice layers, CrossNAS space), median latency "
           f"{np.median(tiles.latency_ms):.3f} ms, median area {np.median(tiles.area_mm2):.1f} mm2")
-    print(json.dumps({"per_network_ms": round(statistics.median(per_net), 4),
-                      "per_population50_ms": round(statistics.median(per_pop), 3),
-                      "per_network_in_population_ms": round(statistics.median(per_pop) / 50, 4),
-                      "n_networks": args.n, "repeats": args.repeats, "mnsim_per_network_ms": 570.0}))
+    res = {"per_network_ms": round(statistics.median(per_net), 4),
+           "per_population50_ms": round(statistics.median(per_pop), 3),
+           "per_network_in_population_ms": round(statistics.median(per_pop) / 50, 4),
+           "per_population50_from_dicts_ms": round(statistics.median(per_pop_dicts), 3),
+           "n_networks": args.n, "repeats": args.repeats, "mnsim_per_network_ms": 570.0}
+    if not args.no_first_call:
+        res["first_call_cli_s"] = round(first_call_s(1, None), 3)
+        res["first_call_kernel_cached_s"] = round(first_call_s(50, None), 3)
+        with tempfile.TemporaryDirectory() as tmp:
+            res["first_call_kernel_compile_s"] = round(first_call_s(50, tmp), 3)
+        print(f"first call in a fresh process: one network (CLI) {res['first_call_cli_s']:.2f} s, "
+              f"population of 50 {res['first_call_kernel_cached_s']:.2f} s (kernel cached on disk), "
+              f"{res['first_call_kernel_compile_s']:.2f} s (empty cache: compiling)")
+    print(json.dumps(res))
 
 
 if __name__ == "__main__":

@@ -167,22 +167,117 @@ def _rand_hw(rng: np.random.Generator) -> HardwareConfig:
     })
 
 
-def test_vectorised_population_equals_per_network_model() -> None:
-    """The population path (flat arrays, pixel waves) reproduces the per-network model."""
-    from crossnas.hw.cost import cost_one
-    from crossnas.hw.fast import fast_totals
+def _population(seed: int, n: int) -> tuple[list, list]:
+    """Random networks and hardware, plus corner cases: a residual block reading the network
+    input, a 3-input element_sum, an fc-only network, and a non-spiral mesh (reference path)."""
+    from crossnas.hw.examples import EXAMPLES
 
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     space = SpaceConfig(n_layers=6)
-    specs = [random_arch(space, rng, 32) for _ in range(30)]
+    specs = [random_arch(space, rng, 32) for _ in range(n)]
     specs.append(ArchSpec.from_string("R32w9a9-S-V64w5a7-R128w7a9-S-S"))  # residual first: MNSIM can't
     nets = [network_from_dict(arch_to_network_dict(sp, space, (3, 32, 32), 10)) for sp in specs]
+    conv = {"type": "conv", "in_channels": 8, "out_channels": 8, "kernel_size": 3, "padding": 1}
+    nets.append(network_from_dict({"input_shape": [8, 8, 8], "layers": [
+        conv, conv, {**conv, "weight_bit": 5}, {"type": "element_sum", "input_index": [-1, -2, -3]},
+        {"type": "element_sum", "input_index": [-1, -5]},
+        {"type": "view"}, {"type": "fc", "in_features": 512, "out_features": 10}]}))
+    nets.append(network_from_dict({"input_shape": [4, 4, 4], "layers": [
+        {"type": "view"}, {"type": "fc", "in_features": 64, "out_features": 300, "activation_bit": 4},
+        {"type": "fc", "in_features": 300, "out_features": 10}]}))
+    nets.append(network_from_dict(EXAMPLES["resnet18"]()))
     hws = [_rand_hw(rng) for _ in nets]
-    lat, en, ar, pw, tiles = fast_totals(nets, hws)
+    hws[-1] = HardwareConfig.model_validate({"chip": {"tile_connection": 0}})
+    return nets, hws
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_batched_backends_equal_per_network_model(backend: str) -> None:
+    """Both population paths (numpy waves; compiled kernel) reproduce the per-network model."""
+    from crossnas.hw.cost import _totals, cost_one
+
+    if backend == "numba":
+        pytest.importorskip("numba")
+    nets, hws = _population(7, 40)
+    lat, en, ar, pw, details = _totals(nets, hws, backend)
+    assert set(details) == {len(nets) - 1}  # only the row-major mesh needed the reference model
     for i, (n, h) in enumerate(zip(nets, hws, strict=True)):
         ref = cost_one(n, h)
         assert lat[i] == pytest.approx(ref.latency_ns, rel=1e-9)
         assert en[i] == pytest.approx(ref.energy_nJ, rel=1e-9)
         assert ar[i] == pytest.approx(ref.area_um2, rel=1e-12)
         assert pw[i] == pytest.approx(ref.power_W, rel=1e-9)
-        assert tiles[i] == ref.tiles
+
+
+def test_numba_and_numpy_paths_agree_one_by_one_and_batched() -> None:
+    from crossnas.hw.cost import _totals
+
+    pytest.importorskip("numba")
+    nets, hws = _population(11, 25)
+    a = np.array(_totals(nets, hws, "numba")[:4])
+    b = np.array(_totals(nets, hws, "numpy")[:4])
+    one = np.array([_totals([n], [h], "numba")[:4] for n, h in zip(nets, hws, strict=True)])[:, :, 0].T
+    np.testing.assert_allclose(a, b, rtol=1e-9)
+    np.testing.assert_array_equal(a, one)  # same kernel, same numbers whatever the batch
+
+
+def test_fast_totals_tiles_match_reference() -> None:
+    from crossnas.hw.cost import cost_one
+    from crossnas.hw.fast import fast_totals
+
+    nets, hws = _population(5, 10)
+    nets, hws = nets[:-1], hws[:-1]
+    tiles = fast_totals(nets, hws)[4]
+    assert [int(t) for t in tiles] == [cost_one(n, h).tiles for n, h in zip(nets, hws, strict=True)]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "reference"])
+def test_unmappable_layer_raises_in_every_backend(backend: str) -> None:
+    from crossnas.errors import CrossnasError
+    from crossnas.hw.cost import _totals
+
+    if backend == "numba":
+        pytest.importorskip("numba")
+    nets, _ = _population(3, 9)
+    hws = [HardwareConfig()] * len(nets)
+    hws[4] = HardwareConfig.model_validate({"crossbar": {"rows": 8, "cols": 8}})
+    with pytest.raises(CrossnasError, match="crossbar.rows"):
+        _totals(nets, hws, backend)
+
+
+def test_package_works_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba unimportable: ``auto`` falls back to numpy/reference with the same numbers."""
+    import sys
+
+    from crossnas.hw import cost as C
+    from crossnas.hw import fast as F
+
+    monkeypatch.setitem(sys.modules, "numba", None)  # makes ``import numba`` raise ImportError
+    monkeypatch.delitem(sys.modules, "crossnas.hw._jit", raising=False)
+    monkeypatch.setattr(F, "_KERNEL_STATE", "unloaded")
+    monkeypatch.setattr(F, "_KERNEL", None)
+    monkeypatch.setattr(C, "_costed", C.KERNEL_WARMUP)  # past the warm-up: auto wants the kernel
+    nets, hws = _population(2, 12)
+    batch = cost_networks(nets, hws)
+    assert F.load_kernel() is None and F._KERNEL_STATE == "missing"
+    single = cost_networks(nets[:1], hws[:1])
+    ref = C._totals(nets, hws, "reference")
+    np.testing.assert_allclose(batch.latency_ms, ref[0] * 1e-6, rtol=1e-9)
+    np.testing.assert_allclose(batch.energy_mJ, ref[1] * 1e-6, rtol=1e-9)
+    assert single.power_W[0] == pytest.approx(ref[3][0], rel=1e-9)
+
+
+def test_auto_backend_defers_the_kernel_for_one_off_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh process costing one network (the CLI) does not import numba; a population does."""
+    from crossnas.hw import cost as C
+    from crossnas.hw import fast as F
+
+    pytest.importorskip("numba")
+    monkeypatch.setattr(F, "_KERNEL_STATE", "unloaded")
+    monkeypatch.setattr(F, "_KERNEL", None)
+    monkeypatch.setattr(C, "_costed", 0)
+    nets, hws = _population(4, 40)
+    cost_networks(nets[:1], hws[:1])
+    assert not F.kernel_loaded()
+    cost_networks(nets, hws)
+    assert F.kernel_loaded()

@@ -209,10 +209,9 @@ def cost_one(net: Network, hw: HardwareConfig) -> NetCost:
         res.d_in, res.d_trans = float(d_in[i]), float(d_tr[i])
         o = lay.a_bits
         a = lay.a_bits
-        if lay.inputs[0] >= 0:
-            src = [finish[j] for j in lay.inputs]
-        else:
-            src = None
+        # finish times of the inputs (None: the network input, available at time 0)
+        srcs = [finish[j] if j >= 0 else None for j in lay.inputs]
+        src0 = srcs[0]
         e: dict[str, float] = dict.fromkeys(COMPONENTS, 0.0)
         pw: dict[str, float] = dict.fromkeys(COMPONENTS, 0.0)
         lat: dict[str, float] = {}
@@ -244,14 +243,14 @@ def cost_one(net: Network, hw: HardwareConfig) -> NetCost:
                 inbuf = _conv_inbuf_words(lay, mr, width) * cyc
                 t = fixed + inbuf
                 dep = _dependency_index(lay)
-                arrival = src[0][dep] if src is not None else np.zeros(len(t))
+                arrival = src0[dep] if src0 is not None else np.zeros(len(t))
                 f = _pipeline(arrival, t)
                 in_w, in_r = _conv_inbuf_split(lay, mr, width)
             else:
                 in_w = float(_words(lay.cin * a / 8, width))
                 in_r = float(_words(mr * a / 8, width))
                 t = np.array([fixed + (in_w + in_r) * cyc])
-                begin = float(src[0].max()) if src is not None else 0.0
+                begin = float(src0.max()) if src0 is not None else 0.0
                 f = begin + t
             npx = len(t)
             finish.append(f)
@@ -300,7 +299,7 @@ def cost_one(net: Network, hw: HardwareConfig) -> NetCost:
             transfer = d_tr[i] * lay.cout * o / hp.bw_inter + words * cyc
             t = np.full(lay.n_out_pixels, t_pool + t_buf + transfer)
             dep = _dependency_index(lay)
-            arrival = src[0][dep] if src is not None else np.zeros(len(t))
+            arrival = src0[dep] if src0 is not None else np.zeros(len(t))
             f = _pipeline(arrival, t)
             finish.append(f)
             npx = len(t)
@@ -316,8 +315,9 @@ def cost_one(net: Network, hw: HardwareConfig) -> NetCost:
             transfer = d_tr[i] * c * o / hp.bw_inter
             t = np.full(lay.n_out_pixels, P.SUM_CYCLE_NS + t_buf + transfer)
             arrival = np.zeros(len(t))
-            for s_ in src or []:
-                arrival = np.maximum(arrival, s_)
+            for s_ in srcs:
+                if s_ is not None:
+                    arrival = np.maximum(arrival, s_)
             f = _pipeline(arrival, t)
             finish.append(f)
             npx = len(t)
@@ -403,11 +403,81 @@ class CostBatch:
 
 
 FAST_MIN_BATCH = 8
-"""Batches at least this large use the population-vectorised totals (:mod:`crossnas.hw.fast`)."""
+"""Without the compiled kernel, batches at least this large use the numpy population path."""
+KERNEL_WARMUP = 32
+"""``auto`` loads the compiled kernel (importing numba and loading or compiling the kernel:
+about a second, or tens of seconds when nothing is cached yet) only once a call costs, or
+the process has costed, this many networks; a one-off CLI call never pays for it."""
+_costed = 0  # networks costed by this process so far (the warm-up counter)
+
+BACKENDS = ("auto", "numba", "numpy", "reference")
 
 
 def _as_network(n: Network | dict) -> Network:
     return n if isinstance(n, Network) else network_from_dict(n)
+
+
+def _totals(
+    nets: list[Network], hws: list[HardwareConfig], backend: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, NetCost]]:
+    """Totals in MNSIM units (latency ns, energy nJ, area um^2, power W) and any per-network
+    details computed on the way.
+
+    Args:
+        backend: ``auto`` (compiled kernel when numba works, else numpy for batches of at
+            least :data:`FAST_MIN_BATCH`, else the per-network model; see :data:`KERNEL_WARMUP`),
+            ``numba``, ``numpy`` (population arrays) or ``reference`` (:func:`cost_one` per
+            network). Items whose hardware the batched paths do not support always use
+            ``cost_one``.
+    """
+    from crossnas.hw import fast as F
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: {backend!r}; allowed: {', '.join(BACKENDS)}")
+    n = len(nets)
+    lat, en, ar, pw = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    details: dict[int, NetCost] = {}
+    todo = list(range(n))
+    global _costed
+    _costed += n
+    if backend == "auto":
+        warm = F.kernel_loaded() or _costed >= KERNEL_WARMUP
+        backend = "numba" if warm and F.load_kernel() is not None else "auto"
+        strict = False
+    else:
+        strict = True
+    done = False
+    if backend == "numba":
+        vecs = [F.hw_vector(h) for h in hws]
+        idx = [i for i, v in enumerate(vecs) if v is not None]
+        res = None
+        try:
+            if idx:
+                sub = nets if len(idx) == n else [nets[i] for i in idx]
+                res = F.kernel_totals(sub, [vecs[i] for i in idx])  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - a broken numba install must not break costing
+            if strict:
+                raise
+            F._kernel_failed(exc)
+            backend = "auto"
+        else:
+            done = True
+            if res is not None:
+                for r in np.flatnonzero(res[:, 5] >= 0).tolist():  # unmappable layer: the reference raises
+                    details[idx[r]] = cost_one(nets[idx[r]], hws[idx[r]])
+                lat[idx], en[idx], ar[idx], pw[idx] = res[:, 0], res[:, 1], res[:, 2], res[:, 3]
+                ok = set(idx) - set(details)
+                todo = [i for i in range(n) if i not in ok]
+    if not done and (backend == "numpy" or (backend == "auto" and n >= FAST_MIN_BATCH)):
+        idx = [i for i in range(n) if F.hw_supported(hws[i])]
+        if idx:
+            lat[idx], en[idx], ar[idx], pw[idx], _ = F.fast_totals([nets[i] for i in idx], [hws[i] for i in idx])
+            todo = [i for i in range(n) if not F.hw_supported(hws[i])]
+    for i in todo:
+        d = details.get(i) or cost_one(nets[i], hws[i])
+        details[i] = d
+        lat[i], en[i], ar[i], pw[i] = d.latency_ns, d.energy_nJ, d.area_um2, d.power_W
+    return lat, en, ar, pw, details
 
 
 def cost_networks(
@@ -429,22 +499,10 @@ def cost_networks(
         hws = list(hardware)
         if len(hws) != len(nets):
             raise CrossnasError(f"hardware: {len(hws)} configurations for {len(nets)} networks; give one or one per network")
-    from crossnas.hw.fast import fast_supported, fast_totals
-
-    details: dict[int, NetCost] = {}
-    if len(nets) >= FAST_MIN_BATCH and fast_supported(hws):
-        lat_ns, en_nj, ar_um2, pw, _tiles = fast_totals(nets, hws)
-    else:
-        for i, (n, h) in enumerate(zip(nets, hws, strict=True)):
-            details[i] = cost_one(n, h)
-        lat_ns = np.array([d.latency_ns for d in details.values()])
-        en_nj = np.array([d.energy_nJ for d in details.values()])
-        ar_um2 = np.array([d.area_um2 for d in details.values()])
-        pw = np.array([d.power_W for d in details.values()])
-    lat = np.asarray(lat_ns, dtype=float) * 1e-6
-    en = np.asarray(en_nj, dtype=float) * 1e-6
-    return CostBatch(lat, en, lat * en, np.asarray(ar_um2, dtype=float) * 1e-6, np.asarray(pw, dtype=float),
-                     nets, hws, details)
+    lat_ns, en_nj, ar_um2, pw, details = _totals(nets, hws)
+    lat = lat_ns * 1e-6
+    en = en_nj * 1e-6
+    return CostBatch(lat, en, lat * en, ar_um2 * 1e-6, pw, nets, hws, details)
 
 
 def cost_network(network: Network | dict, hardware: HardwareConfig | None = None) -> dict[str, Any]:

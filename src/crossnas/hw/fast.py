@@ -1,21 +1,30 @@
 """Population-vectorised totals: the same model as :func:`crossnas.hw.cost.cost_one`,
-computed for many (network, hardware) pairs at once with flat numpy arrays.
+computed for many (network, hardware) pairs at once.
 
-Every layer of every network is a row of one flat table; mapping, placement distances,
-per-pixel times and energies are elementwise over that table (or over the flat list of
-all tiles / all output pixels). Only the pixel pipeline needs an order: layer ``k`` of
-every network is processed in the same step ("wave"), each wave a handful of numpy calls
-over all its pixels, with the recurrence
-``finish(p) = C(p) + max_{j<=p}(arrival(j) - C(j-1))`` evaluated per layer segment
-(segmented prefix sums; the segmented running max adds a per-segment offset larger than
-any value range). Results equal ``cost_one`` to floating-point rounding (tested).
+Two back-ends give the same numbers (to floating-point rounding; tested):
+
+* ``numba`` (default when numba imports): :func:`kernel_totals` hands flat arrays to one
+  compiled kernel (:mod:`crossnas.hw._jit`) that walks every layer, tile and output pixel
+  of every network. The per-network inputs are cached: the layer table on the
+  :class:`Network` object (:func:`plan_of`), the hardware vector per configuration
+  (:func:`hw_vector`). Compiled once and cached on disk (``cache=True``).
+* ``numpy`` (fallback): :func:`fast_totals`. Every layer of every network is a row of one
+  flat table; mapping, placement distances, per-pixel times and energies are elementwise
+  over that table (or over the flat list of all tiles / all output pixels). Only the pixel
+  pipeline needs an order: layer ``k`` of every network is processed in the same step
+  ("wave"), each wave a handful of numpy calls over all its pixels, with the recurrence
+  ``finish(p) = C(p) + max_{j<=p}(arrival(j) - C(j-1))`` evaluated per layer segment
+  (segmented prefix sums; the segmented running max adds a per-segment offset larger than
+  any value range).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +33,8 @@ from crossnas.errors import CrossnasError
 from crossnas.hw import params as P
 from crossnas.hw.network import Network
 from crossnas.hw.placement import spiral_order
+
+log = logging.getLogger(__name__)
 
 _TYPE = {"conv": 0, "fc": 1, "pooling": 2, "element_sum": 3}
 # per-layer integer columns
@@ -34,6 +45,16 @@ _HP_FIELDS = ("xr", "xc", "adc_num", "dac_num", "omux", "idemux", "m_out", "m_in
               "dac_bits", "t_dac", "p_dac", "read_ns", "cell_power", "cell_bits", "polarity", "groups", "pes",
               "period", "bw_inter", "bw_intra", "buf_cycle", "buf_width", "buf_p_read", "buf_p_write", "tile_area",
               "mesh_rows", "corrected", "mux_p_out", "mux_p_in")
+HW_FIELDS = _HP_FIELDS
+"""Columns of a hardware vector (:func:`hw_vector`), in the kernel's order."""
+KERNEL_CONSTS = np.array([P.DEMUX_NS, P.MUX_NS, P.POOL_CYCLE_NS, P.SUM_CYCLE_NS, P.POOL_POWER_W,
+                          P.SHIFTREG_POWER_W, P.REG_POWER_W, P.JOINT_POWER_W])
+"""Model constants passed to the compiled kernel (never baked into its cached code)."""
+_PLAN_ATTR = "_crossnas_kernel_plan"
+_HW_CACHE: OrderedDict[int, tuple[HardwareConfig, np.ndarray | None]] = OrderedDict()
+_HW_CACHE_SIZE = 4096
+_KERNEL: Any = None
+_KERNEL_STATE = "unloaded"  # unloaded | ok | missing | failed
 
 
 def _structure(net: Network) -> tuple[np.ndarray, np.ndarray]:
@@ -85,8 +106,126 @@ def _template(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def fast_supported(hws: Sequence[HardwareConfig]) -> bool:
-    return all(h.chip.tile_connection == 2 and h.chip.tile_rows == h.chip.tile_cols and h.chip.tile_rows % 2 == 0
-               for h in hws)
+    """Every configuration suits the batched paths (:func:`hw_supported`)."""
+    return all(hw_supported(h) for h in hws)
+
+
+def hw_supported(hw: HardwareConfig) -> bool:
+    """The batched paths place tiles in MNSIM's default spiral on a square mesh of even side."""
+    c = hw.chip
+    return c.tile_connection == 2 and c.tile_rows == c.tile_cols and c.tile_rows % 2 == 0
+
+
+# ---------------------------------------------------------------------------- numba path
+def plan_of(net: Network) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's view of a network, cached on the (immutable) network object.
+
+    Returns:
+        ``(table, inputs)``: ``table`` int64 ``(L, 14)`` with columns type (0 conv, 1 fc,
+        2 pooling, 3 element_sum), cin, cout, kernel, stride, padding, in H, in W, out H,
+        out W, weight bits, activation bits, first entry in ``inputs``, number of inputs;
+        ``inputs`` int64 ``(I,)`` input-layer indices (``-1`` = the network input).
+    """
+    plan = net.__dict__.get(_PLAN_ATTR)
+    if plan is None:
+        rows = []
+        ins: list[int] = []
+        for lay in net.layers:
+            rows.append((_TYPE[lay.type], lay.cin, lay.cout, lay.kernel, lay.stride, lay.padding, lay.in_hw[0],
+                         lay.in_hw[1], lay.out_hw[0], lay.out_hw[1], lay.w_bits, lay.a_bits, len(ins), len(lay.inputs)))
+            ins.extend(lay.inputs)
+        plan = (np.array(rows, dtype=np.int64).reshape(-1, 14), np.array(ins, dtype=np.int64))
+        # a frozen dataclass: write the cache entry directly (as functools.cached_property does)
+        net.__dict__[_PLAN_ATTR] = plan
+    return plan
+
+
+def hw_vector(hw: HardwareConfig) -> np.ndarray | None:
+    """The kernel's hardware vector (columns :data:`HW_FIELDS`), or ``None`` when the
+    configuration needs the per-network model (placement other than the square spiral).
+
+    Cached by object identity (the cache holds the object, so its id stays unique), then
+    by value through :func:`crossnas.hw.params.hw_params`.
+    """
+    hit = _HW_CACHE.get(id(hw))
+    if hit is not None and hit[0] is hw:
+        return hit[1]
+    vec: np.ndarray | None = None
+    if hw_supported(hw):
+        hp = P.hw_params(hw)
+        vals = []
+        for f in _HP_FIELDS:
+            if f == "mux_p_out":
+                vals.append(P.mux_transistors(hp.omux) * 1.2e-8)
+            elif f == "mux_p_in":
+                vals.append(P.mux_transistors(hp.idemux) * 1.2e-8)
+            else:
+                vals.append(float(getattr(hp, f)))
+        vec = np.array(vals, dtype=float)
+        vec.setflags(write=False)
+    _HW_CACHE[id(hw)] = (hw, vec)
+    if len(_HW_CACHE) > _HW_CACHE_SIZE:
+        _HW_CACHE.popitem(last=False)
+    return vec
+
+
+def load_kernel() -> Any:
+    """The compiled kernel, or ``None`` when numba cannot be imported (logged once)."""
+    global _KERNEL, _KERNEL_STATE
+    if _KERNEL_STATE == "unloaded":
+        try:
+            from crossnas.hw._jit import kernel
+        except ImportError as exc:
+            log.info("numba unavailable (%s): using the numpy cost-model path", exc)
+            _KERNEL_STATE = "missing"
+        else:
+            _KERNEL, _KERNEL_STATE = kernel, "ok"
+    return _KERNEL if _KERNEL_STATE == "ok" else None
+
+
+def kernel_loaded() -> bool:
+    """Whether the compiled kernel has been loaded (and not failed) in this process."""
+    return _KERNEL_STATE == "ok"
+
+
+def _kernel_failed(exc: BaseException) -> None:
+    global _KERNEL_STATE
+    log.warning("compiled cost-model kernel failed (%s: %s); using the numpy path", type(exc).__name__, exc)
+    _KERNEL_STATE = "failed"
+
+
+def kernel_totals(nets: Sequence[Network], vecs: Sequence[np.ndarray]) -> np.ndarray:
+    """Totals through the compiled kernel.
+
+    Args:
+        nets: networks.
+        vecs: their hardware vectors (:func:`hw_vector`, none of them ``None``).
+
+    Returns:
+        float64 ``(n, 6)``: latency_ns, energy_nJ, area_um2, power_W, tiles, and the index
+        of a conv layer the crossbar cannot hold (``-1`` when every layer maps).
+    """
+    kern = load_kernel()
+    if kern is None:
+        raise RuntimeError("the compiled cost-model kernel is unavailable (numba missing)")
+    n = len(nets)
+    if n == 1:
+        tab, ins = plan_of(nets[0])
+        lay_off = np.array([0, len(tab)], dtype=np.int64)
+        in_off = np.array([0, len(ins)], dtype=np.int64)
+        hwm = vecs[0][None, :].copy()  # writable, like np.stack's result: one compiled signature
+    else:
+        plans = [plan_of(x) for x in nets]
+        tab = np.concatenate([pl[0] for pl in plans])
+        ins = np.concatenate([pl[1] for pl in plans])
+        lay_off = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum([len(pl[0]) for pl in plans], out=lay_off[1:])
+        in_off = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum([len(pl[1]) for pl in plans], out=in_off[1:])
+        hwm = np.stack(vecs)
+    out = np.empty((n, 6))
+    kern(tab, ins, lay_off, in_off, hwm, KERNEL_CONSTS, out)
+    return out
 
 
 def _ceil(x: np.ndarray) -> np.ndarray:
@@ -98,7 +237,7 @@ def _words(bits: np.ndarray, width: np.ndarray) -> np.ndarray:
 
 
 def fast_totals(nets: Sequence[Network], hws: Sequence[HardwareConfig]) -> tuple[np.ndarray, ...]:
-    """Totals for each (network, hardware) pair in MNSIM units.
+    """Totals for each (network, hardware) pair in MNSIM units (pure numpy).
 
     Returns:
         ``(latency_ns, energy_nJ, area_um2, power_W, tiles)`` arrays of shape ``(n,)``.
@@ -309,6 +448,13 @@ def fast_totals(nets: Sequence[Network], hws: Sequence[HardwareConfig]) -> tuple
         if np.any(src1 >= 0):
             base1 = np.where(src1 >= 0, fin_off[np.maximum(src1, 0)], n_fin)
             arr = np.maximum(arr, FIN[base1[seg] + loc])
+        multi = col("nin")[ls] > 2  # element_sum of 3+ inputs: the further inputs
+        if np.any(multi):
+            for li in np.flatnonzero(multi).tolist():
+                a_, n_ = int(seg_start[li]), int(cnt[li])
+                for pj in prod[cons == ls[li]].tolist():
+                    st_ = int(fin_off[pj])
+                    arr[a_:a_ + n_] = np.maximum(arr[a_:a_ + n_], FIN[st_:st_ + n_])
         fc_l = is_fc[ls] & (src0 >= 0)
         if np.any(fc_l):
             for li, sl_ in zip(np.flatnonzero(fc_l).tolist(), src0[fc_l].tolist(), strict=True):

@@ -44,6 +44,7 @@ _LAYER_KEYS: dict[str, set[str]] = {
     "view": set(),
 }
 _COMMON_KEYS = {"type", "input_index", "weight_bit", "activation_bit", "point_shift", "name"}
+_ALLOWED_KEYS = {t: frozenset(_COMMON_KEYS | keys) for t, keys in _LAYER_KEYS.items()}
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ class Network:
 
 
 def _int_field(d: Mapping[str, Any], key: str, where: str, default: int | None = None, lo: int = 1) -> int:
+    v = d.get(key)
+    if type(v) is int and v >= lo:  # the common case, checked first
+        return v
     if key not in d:
         if default is None:
             raise CrossnasError(f"{where}: missing key {key!r}")
@@ -124,10 +128,10 @@ def _int_field(d: Mapping[str, Any], key: str, where: str, default: int | None =
 
 
 def _bits(d: Mapping[str, Any], key: str, where: str, default: int) -> int:
-    if key not in d or d[key] is None:
+    v = d.get(key)
+    if v is None:
         return default
-    v = d[key]
-    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 16:
+    if type(v) is not int or not 1 <= v <= 16:
         raise CrossnasError(f"{where}.{key}: bits must be an integer in 1..16, got {v!r}")
     return v
 
@@ -181,10 +185,10 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
 
     for i, ld in enumerate(raw_layers):
         where = f"network.layers[{i}]"
-        if not isinstance(ld, Mapping):
+        if type(ld) is not dict and not isinstance(ld, Mapping):
             raise CrossnasError(f"{where}: must be an object, got {type(ld).__name__}")
-        ld = dict(ld)
         if quant is not None:
+            ld = dict(ld)
             q = quant[i]
             if not isinstance(q, Mapping):
                 raise CrossnasError(f"network.quantize_config[{i}]: must be an object")
@@ -194,7 +198,7 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
         t = ld.get("type")
         if t not in _LAYER_KEYS:
             raise CrossnasError(f"{where}.type: unknown layer type {t!r}; allowed: {sorted(_LAYER_KEYS)}")
-        unknown = set(ld) - _COMMON_KEYS - _LAYER_KEYS[t]
+        unknown = ld.keys() - _ALLOWED_KEYS[t]
         if unknown:
             raise CrossnasError(
                 f"{where}: unknown key(s) {sorted(unknown)} for a {t} layer; allowed: {sorted(_COMMON_KEYS | _LAYER_KEYS[t])}"
@@ -206,7 +210,7 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
             idx = [idx]
         if (
             not isinstance(idx, (list, tuple)) or not idx
-            or any(isinstance(x, bool) or not isinstance(x, int) or x >= 0 for x in idx)
+            or any(type(x) is not int or x >= 0 for x in idx)
         ):
             raise CrossnasError(f"{where}.input_index: must be a list of negative integers (relative offsets), got {idx!r}")
         srcs = []
