@@ -32,7 +32,10 @@ def _render(report: dict[str, Any], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    import sys
+
+    # Piped output gets a wide console so the per-layer table is not cut to 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=140)
     t = Table(title=f"{title}: totals ({report['cost_mode']} mode)")
     for col in ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W", "tiles", "crossbars"):
         t.add_column(col, justify="right")
