@@ -77,6 +77,7 @@ class PimLayer(nn.Module):
     w_eff: torch.Tensor
     step_w: torch.Tensor
     act_clip: torch.Tensor
+    g_read: torch.Tensor | None
     beta: torch.Tensor
     gamma: torch.Tensor
 
@@ -129,6 +130,8 @@ class PimLayer(nn.Module):
 
         self.adc_step_value: float | None = None
         self.full_scale: float | None = None
+        self.register_buffer("g_read", None)  # g_blocks / ADC step, set with the range
+        self._may_clip = True
         if spec.adc_bits is not None and spec.range_mode == "fixed":
             dac_max = (1 << spec.dac_bits) - 1
             self._set_full_scale(spec.rows * dac_max * (spec.levels - 1 + spec.g_min))
@@ -149,9 +152,19 @@ class PimLayer(nn.Module):
         return self.spec.adc_bits is not None and self.adc_step_value is None
 
     def _set_full_scale(self, full_scale: float) -> None:
-        assert self.spec.adc_bits is not None
+        bits = self.spec.adc_bits
+        assert bits is not None
         self.full_scale = float(full_scale)
-        self.adc_step_value = adc_step(full_scale, self.spec.adc_bits)
+        step = adc_step(full_scale, bits)
+        self.adc_step_value = step
+        self.g_read = self.g_blocks * (1.0 / step)
+        # A partial sum below (top code + 1/2) * step reads without clipping.
+        self._may_clip = self._max_partial_sum() >= ((1 << bits) - 0.5) * step
+
+    def _max_partial_sum(self) -> float:
+        """The largest partial sum any input can produce on this layer's devices."""
+        g = self.g_blocks
+        return ((1 << self.spec.dac_bits) - 1) * float(g.sum(1).max()) if g.numel() else 0.0
 
     def _fast_path_exact(self) -> bool:
         """Whether the ADC provably neither clips nor rounds (so one matmul is exact)."""
@@ -165,8 +178,7 @@ class PimLayer(nn.Module):
         g = self.g_blocks
         if not bool(torch.equal(g, torch.round(g))):
             return False
-        max_ps = ((1 << self.spec.dac_bits) - 1) * float(g.sum(1).max()) if g.numel() else 0.0
-        return max_ps <= ((1 << bits) - 1) * step
+        return self._max_partial_sum() <= ((1 << bits) - 1) * step
 
     def calibrate(self, x: torch.Tensor) -> None:
         """Sets a "scale" ADC full scale from this layer's input ``x`` (float, real units)."""
@@ -215,32 +227,37 @@ class PimLayer(nn.Module):
         p = self.plan
         m = rows.shape[0]
         pad = p.n_blocks * p.rows - p.k
-        parts = [rows] if not p.signed else [rows.clamp(min=0), (-rows).clamp(min=0)]
+        ints = rows.to(torch.int32)
+        parts = [ints] if not p.signed else [ints.clamp(min=0), (-ints).clamp(min=0)]
         digits = rows.new_empty((p.n_blocks, p.n_input_cycles, m, p.rows))
-        base = float(1 << p.dac_bits)
+        mask = (1 << p.dac_bits) - 1
         i = 0
         for part in parts:
             blk = F.pad(part, (0, pad)).view(m, p.n_blocks, p.rows).transpose(0, 1)  # (nb, m, R) view
             for c in range(p.n_cycles):
-                scaled = blk * (2.0 ** (-p.dac_bits * c)) if c else blk
-                digits[:, i] = torch.remainder(torch.floor(scaled), base)
+                digits[:, i] = (blk >> (p.dac_bits * c)) & mask if c else blk & mask
                 i += 1
         return digits.view(p.n_blocks, p.n_input_cycles * m, p.rows)
 
-    def _partial_sums(self, rows: torch.Tensor) -> torch.Tensor:
+    def _partial_sums(self, rows: torch.Tensor, g_blocks: torch.Tensor | None = None) -> torch.Tensor:
         """Column partial sums of every crossbar: ``(n_blocks, cycles * m, columns)``."""
-        return torch.bmm(self._digits(rows), self.g_blocks)
+        return torch.bmm(self._digits(rows), self.g_blocks if g_blocks is None else g_blocks)
 
     def _accumulate(self, rows: torch.Tensor) -> torch.Tensor:
         """The integer-unit result ``acc`` of ``(m, k)`` input rows: ``(m, n)``."""
         p = self.plan
         m = rows.shape[0]
-        ps = self._partial_sums(rows)
         beta = self.beta
-        if self.spec.adc_bits is not None:
-            assert self.adc_step_value is not None
-            adc_read_(ps, self.adc_step_value, self.spec.adc_bits)
-            beta = beta * self.adc_step_value
+        bits, step = self.spec.adc_bits, self.adc_step_value
+        if bits is None:
+            ps = self._partial_sums(rows)
+        else:
+            assert step is not None and self.g_read is not None
+            # ps / step directly (conductances pre-divided by the power-of-two step: exact)
+            ps = self._partial_sums(rows, self.g_read).round_()
+            if self._may_clip:
+                ps.clamp_(max=float((1 << bits) - 1))
+            beta = beta * step
         coef = self.gamma.repeat(p.n_blocks)  # (nb * cycles,), order (block, pass, cycle)
         summed = torch.mv(ps.view(p.n_blocks * p.n_input_cycles, m * p.n_columns).t(), coef)
         acc = torch.matmul(summed.view(m, p.n_arrays * p.n_slices, p.n).transpose(1, 2), beta)  # (m, n)
@@ -309,23 +326,27 @@ class PimConv2d(PimLayer):
 
     def _row_chunks(self, x_int: torch.Tensor):  # type: ignore[no-untyped-def]
         ho, wo = self._out_hw(x_int.shape[2], x_int.shape[3])
-        step = self._images_per_chunk(ho * wo)
-        for i in range(0, x_int.shape[0], step):
-            yield self._unfold(x_int[i : i + step])
+        images = self._images_per_chunk(ho * wo)
+        rows_per = self._rows_per_chunk()
+        for i in range(0, x_int.shape[0], images):
+            cols = self._unfold(x_int[i : i + images])
+            for j in range(0, cols.shape[0], rows_per):
+                yield cols[j : j + rows_per]
 
     def _general(self, x_int: torch.Tensor, step_x: torch.Tensor) -> torch.Tensor:
         b = x_int.shape[0]
         ho, wo = self._out_hw(x_int.shape[2], x_int.shape[3])
         n = self.plan.n
-        out = x_int.new_empty((b, ho * wo, n))
-        step = self._images_per_chunk(ho * wo)
+        out = x_int.new_empty((b * ho * wo, n))
         scale = step_x * self.step_w
-        for i in range(0, b, step):
-            acc = self._accumulate(self._unfold(x_int[i : i + step]))
-            out[i : i + step] = (acc * scale).view(-1, ho * wo, n)
-        y = out.transpose(1, 2).reshape(b, n, ho, wo)
+        start = 0
+        for rows in self._row_chunks(x_int):
+            torch.mul(self._accumulate(rows), scale, out=out[start : start + rows.shape[0]])
+            start += rows.shape[0]
+        y = out.view(b, ho * wo, n).transpose(1, 2).reshape(b, n, ho, wo)  # a copy
+        del out
         if self.bias is not None:
-            y = y + self.bias.view(1, -1, 1, 1)
+            y.add_(self.bias.view(1, -1, 1, 1))
         return y
 
 

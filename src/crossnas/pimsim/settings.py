@@ -33,7 +33,7 @@ class PimSimSettings:
 
     adc_scale_percentile: float = 100.0
     calibration_samples: int = 256
-    chunk_elements: int = 1 << 21
+    chunk_elements: int = 1 << 23
     force_general_path: bool = False
 
     def __post_init__(self) -> None:
