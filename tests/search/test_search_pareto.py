@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from crossnas.search.pareto import crowding_distance, dominates, hypervolume, non_dominated_sort, pareto_mask
+from crossnas.search.pareto import (
+    crowding_distance,
+    dominates,
+    hypervolume,
+    non_dominated_sort,
+    pareto_mask,
+)
 
 
 def points(m: int, max_n: int = 7):

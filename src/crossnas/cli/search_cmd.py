@@ -1,3 +1,4 @@
+# ruff: noqa: B008  (typer options are declared as argument defaults)
 """``crossnas search`` (joint cross-layer search) and ``crossnas compare`` (baselines)."""
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ def _progress_display(enabled: bool) -> tuple[Any, Any]:
     if not enabled:
         return None, None
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     prog = Progress(
         TextColumn("[bold]search[/] gen {task.fields[gen]}"),
@@ -106,7 +114,8 @@ def compare(
 ) -> None:
     """Joint search vs random, two-stage and hardware-blind baselines: hypervolume mean ± std."""
     from crossnas.config.loading import parse_set_options
-    from crossnas.search.compare import METHODS, compare as run_compare, format_table
+    from crossnas.search.compare import METHODS, format_table
+    from crossnas.search.compare import compare as run_compare
     from crossnas.search.loading import load_search
     from crossnas.utils.io import write_json, write_text
 

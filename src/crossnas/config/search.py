@@ -207,6 +207,9 @@ class SearchConfig(BaseModel):
     study_name: str = Field("crossnas", min_length=1, max_length=200)
     worker_lease_s: float = Field(300.0, gt=0)
     """A RUNNING trial whose worker has not reported for this long is taken over."""
+    claim_batch: int = Field(8, ge=1, le=100_000)
+    """Most candidates a worker claims at once (small: late workers get a share; large:
+    fewer storage reads)."""
     poll_s: float = Field(0.5, gt=0)
     """Wait between storage polls while other workers finish a generation."""
 

@@ -17,6 +17,12 @@ CostFn = Callable[[Sequence[dict[str, Any]], Sequence[HardwareConfig]], Any]
 edp_mJms, area_mm2, power_W`` of shape ``(n,)`` (:func:`crossnas.hw.cost_networks`)."""
 
 
+def _parse_network(d: dict[str, Any]) -> Any:
+    from crossnas.hw import network_from_dict
+
+    return network_from_dict(d)
+
+
 def default_cost_fn() -> CostFn:
     """:func:`crossnas.hw.cost_networks` (imported lazily)."""
     from crossnas.hw import cost_networks
@@ -35,6 +41,9 @@ class CostCache:
     def __init__(self, genomes: GenomeSpace, cost_fn: CostFn | None = None) -> None:
         self.genomes = genomes
         self.cost_fn = cost_fn or default_cost_fn()
+        # the cost model's own network objects, parsed once per network (not per call)
+        self._parse = _parse_network if cost_fn is None else None
+        self._nets: dict[str, Any] = {}
         self._cache: dict[str, HardwareCost] = {}
         self.n_calls = 0
         self.n_costed = 0
@@ -54,7 +63,7 @@ class CostCache:
         todo = [c for c in dict((c.key, c) for c in candidates if c.key not in self._cache).values()]
         if todo:
             t0 = time.perf_counter()
-            nets = [self.genomes.network_dict(c.spec) for c in todo]
+            nets = [self._network(c) for c in todo]
             batch = self.cost_fn(nets, [c.hardware for c in todo])
             arrays = {
                 m: np.asarray(getattr(batch, m), dtype=float).reshape(-1)
@@ -66,3 +75,12 @@ class CostCache:
             self.n_costed += len(todo)
             self.seconds += time.perf_counter() - t0
         return [self._cache[c.key] for c in candidates]
+
+    def _network(self, cand: Candidate) -> Any:
+        d = self.genomes.network_dict(cand.spec)
+        if self._parse is None:
+            return d
+        arch = cand.arch
+        if arch not in self._nets:
+            self._nets[arch] = self._parse(d)
+        return self._nets[arch]

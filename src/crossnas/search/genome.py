@@ -103,6 +103,9 @@ class GenomeSpace:
         self._hw_cache: dict[tuple[int, ...], HardwareConfig | None] = {}
         self._hw_errors: dict[tuple[int, ...], str] = {}
         self._net_cache: dict[str, dict[str, Any]] = {}
+        self._keys: dict[bytes, str] = {}
+        self._cands: dict[str, Candidate] = {}
+        self._vecs: dict[str, np.ndarray] = {}
         self._hw_index: list[dict[str, int]] = [{repr(v): j for j, v in enumerate(c)} for c in self.hw_choices]
 
     # ---- names -------------------------------------------------------------------------
@@ -137,11 +140,21 @@ class GenomeSpace:
 
     def key(self, vec: np.ndarray) -> str:
         """Canonical key string of a (canonical) genome."""
-        hw = ",".join(f"{p}={v}" for p, v in self.hw_values(vec))
-        return f"{self.spec_of(vec)}|{hw}"
+        raw = np.asarray(vec, dtype=np.int64).tobytes()
+        key = self._keys.get(raw)
+        if key is None:
+            hw = ",".join(f"{p}={v}" for p, v in self.hw_values(vec))
+            key = self._keys[raw] = f"{self.spec_of(vec)}|{hw}"
+        return key
 
     def vec_of_key(self, key: str) -> np.ndarray:
-        """Inverse of :meth:`key` (the genome vector, canonical)."""
+        """Inverse of :meth:`key` (the genome vector, canonical; a fresh copy)."""
+        vec = self._vecs.get(key)
+        if vec is None:
+            vec = self._vecs[key] = self._parse_key(key)
+        return vec.copy()
+
+    def _parse_key(self, key: str) -> np.ndarray:
         arch, _, hw = key.partition("|")
         spec = ArchSpec.from_string(arch)
         vec = np.zeros(self.n_genes, dtype=np.int64)
@@ -180,11 +193,15 @@ class GenomeSpace:
         return self.hardware_of(v) is not None
 
     def candidate(self, vec: np.ndarray) -> Candidate:
-        """Decodes a canonical, valid genome."""
-        hw = self.hardware_of(vec)
-        if hw is None:
-            raise CrossnasError(f"genome {self.key(vec)} has invalid hardware genes")
-        return Candidate(self.key(vec), self.spec_of(vec), hw, self.hw_values(vec))
+        """Decodes a canonical, valid genome (cached by key)."""
+        key = self.key(vec)
+        cand = self._cands.get(key)
+        if cand is None:
+            hw = self.hardware_of(vec)
+            if hw is None:
+                raise CrossnasError(f"genome {key} has invalid hardware genes")
+            cand = self._cands[key] = Candidate(key, self.spec_of(vec), hw, self.hw_values(vec))
+        return cand
 
     def network_dict(self, spec: ArchSpec) -> dict[str, Any]:
         """MNSIM-style network description of ``spec`` (cached by arch string)."""

@@ -34,7 +34,13 @@ import numpy as np
 from crossnas.errors import CrossnasError
 from crossnas.search.costs import CostCache
 from crossnas.search.genome import GenomeSpace
-from crossnas.search.objectives import Evaluation, Ranges, objective_matrix, paper_fitness, violations
+from crossnas.search.objectives import (
+    Evaluation,
+    Ranges,
+    objective_matrix,
+    paper_fitness,
+    violations,
+)
 from crossnas.search.pareto import crowding_distance, non_dominated_sort
 
 logger = logging.getLogger(__name__)

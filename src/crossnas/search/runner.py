@@ -67,7 +67,7 @@ class SearchProblem:
     identity: Mapping[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        cfg = self.config.model_dump(mode="json", exclude={"poll_s", "worker_lease_s", "study_name"})
+        cfg = self.config.model_dump(mode="json", exclude={"poll_s", "worker_lease_s", "study_name", "claim_batch"})
         return stable_hash({
             "search": cfg, "space": self.space.model_dump(mode="json"),
             "hardware": self.hardware.model_dump(mode="json"), "input_shape": list(self.input_shape),
@@ -194,13 +194,18 @@ def work(problem: SearchProblem, store: TrialStore, evaluator_factory: Evaluator
                       population=cfg.evolution.population, generations=cfg.evolution.generations,
                       limits=cfg.constraints.limits(), max_rejected=cfg.max_rejected)
     evaluator: Evaluator | None = None
+    best: float | None = None
+    fsize: int | None = None
+    shown_at = -1e9
     store.heartbeat(force=True)
     try:
         while True:
             view = store.read()
             stage = planner.current(view.results)
             if progress is not None:
-                best, fsize = _best_for_display(problem, view.results, ranges)
+                if time.perf_counter() - shown_at > 1.0 or stage is None:  # O(n^2) front: throttled
+                    best, fsize = _best_for_display(problem, view.results, ranges)
+                    shown_at = time.perf_counter()
                 progress(ProgressInfo(len(planner.stages) - 1 if stage else planner.generations - 1,
                                       planner.generations, len(view.results), planner.expected_total(), cfg.mode,
                                       best, fsize, done=stage is None))
@@ -212,7 +217,7 @@ def work(problem: SearchProblem, store: TrialStore, evaluator_factory: Evaluator
                 time.sleep(cfg.poll_s)
                 continue
             live = store.live_workers()
-            share = math.ceil(len(pending) / len(live))
+            share = min(math.ceil(len(pending) / len(live)), cfg.claim_batch)
             rank = live.index(store.worker.id)
             mine = pending[rank * share:(rank + 1) * share] or pending[:share]
             if evaluator is None:
@@ -268,9 +273,6 @@ def _worker_process(problem: SearchProblem, url: str, evaluator_factory: Evaluat
                     cost_fn: CostFn | None) -> None:
     """Entry point of an extra ``--workers`` process (spawned)."""
     _die_with_parent()
-    import torch
-
-    torch.set_num_threads(1)
     store = TrialStore(url, problem.config.study_name, problem.genomes(), problem.fingerprint(),
                        lease_s=problem.config.worker_lease_s)
     work(problem, store, evaluator_factory, cost_fn)
