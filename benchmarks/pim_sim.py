@@ -79,7 +79,9 @@ def _time(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-def _ratio(fn: Callable[[], object], ref: Callable[[], object], repeats: int) -> tuple[float, float, float, float]:
+def _ratio(
+    fn: Callable[[], object], ref: Callable[[], object], repeats: int
+) -> tuple[float, float, float, float]:
     """Median over repeats of ``time(fn) / mean(time(ref) just before, just after)``.
 
     Sandwiching each ``fn`` run between two ``ref`` runs keeps the ratio meaningful when
@@ -103,38 +105,57 @@ def _ratio(fn: Callable[[], object], ref: Callable[[], object], repeats: int) ->
     return statistics.median(ratios), statistics.median(t_fn), statistics.median(t_ref), max(mems)
 
 
-def _layer_and_input(batch: int, hw: int) -> tuple[QuantConv2d, torch.Tensor]:
+def _layer_and_input(batch: int, hw: int, channels: int = 64) -> tuple[QuantConv2d, torch.Tensor]:
     torch.manual_seed(0)
-    conv = QuantConv2d(64, 64, 3, padding=1, w_bits=8, a_bits=8).eval()
+    conv = QuantConv2d(channels, channels, 3, padding=1, w_bits=8, a_bits=8).eval()
     conv.act_clip.fill_(2.0)
-    return conv, torch.randn(batch, 64, hw, hw).relu()
+    return conv, torch.randn(batch, channels, hw, hw).relu()
 
 
 def _hardware(setting: tuple[int, int, int, int]) -> HardwareConfig:
     dac, cell, rows, adc = setting
     return HardwareConfig().with_updates(
-        dac={"bits": dac}, device={"levels": 1 << cell}, crossbar={"rows": rows}, adc={"bits": adc, "range_mode": "fixed"}
+        dac={"bits": dac},
+        device={"levels": 1 << cell},
+        crossbar={"rows": rows},
+        adc={"bits": adc, "range_mode": "fixed"},
     )
 
 
-def _mem_child(setting: tuple[int, int, int, int], batch: int, hw: int) -> None:
+def _mem_child(setting: tuple[int, int, int, int], batch: int, hw: int, channels: int = 64) -> None:
     """One simulated forward in a fresh process; prints its peak extra RSS in MB."""
-    conv, x = _layer_and_input(batch, hw)
+    conv, x = _layer_and_input(batch, hw, channels)
     if setting[0] == 0:
         sim = simulate_model(conv, ideal_hardware(HardwareConfig()))
     else:
-        sim = simulate_model(conv, _hardware(setting), settings=PimSimSettings(force_general_path=True))
+        sim = simulate_model(
+            conv, _hardware(setting), settings=PimSimSettings(force_general_path=True)
+        )
     with torch.no_grad(), PeakRss() as mem:
         t = _time(lambda: sim(x))
     print(json.dumps({"peak_mem_MB": round(mem.extra_mb, 1), "time_ms": round(t * 1e3, 1)}))
 
 
-def _peak_mem(setting: tuple[int, int, int, int], batch: int, hw: int, threads: int) -> dict[str, float]:
+def _peak_mem(
+    setting: tuple[int, int, int, int], batch: int, hw: int, threads: int, channels: int = 64
+) -> dict[str, float]:
     """Runs :func:`_mem_child` in a subprocess with large allocations mmapped (so RSS
     tracks live memory: glibc would otherwise keep freed blocks resident)."""
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-    cmd = [sys.executable, __file__, "--mem-only", ",".join(map(str, setting)), "--batch", str(batch),
-           "--hw", str(hw), "--threads", str(threads)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--mem-only",
+        ",".join(map(str, setting)),
+        "--batch",
+        str(batch),
+        "--hw",
+        str(hw),
+        "--threads",
+        str(threads),
+        "--channels",
+        str(channels),
+    ]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -142,15 +163,35 @@ def _peak_mem(setting: tuple[int, int, int, int], batch: int, hw: int, threads: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--mem-batch", type=int, default=128, help="batch of the peak-memory runs (0: skip them)")
+    ap.add_argument(
+        "--mem-batch", type=int, default=128, help="batch of the peak-memory runs (0: skip them)"
+    )
     ap.add_argument("--hw", type=int, default=32, help="input map height = width")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--channels", type=int, default=64, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--large-layer",
+        action="store_true",
+        help="only: peak memory of the paper's largest layer (128->128 3x3, 32x32) at batch 256, general path",
+    )
     ap.add_argument("--mem-only", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.mem_only is not None:
-        _mem_child(tuple(int(v) for v in args.mem_only.split(",")), args.batch, args.hw)  # type: ignore[arg-type]
+        setting = tuple(int(v) for v in args.mem_only.split(","))
+        _mem_child(setting, args.batch, args.hw, args.channels)  # type: ignore[arg-type]
+        return
+    if args.large_layer:
+        res = _peak_mem((2, 2, 256, 8), 256, 32, args.threads, channels=128)
+        print(
+            json.dumps(
+                {
+                    "large_layer": "128->128 3x3, 32x32, batch 256, DAC 2 b, cell 2 b, 256 rows, ADC 8 b",
+                    **res,
+                }
+            )
+        )
         return
     conv, x = _layer_and_input(args.batch, args.hw)
 
@@ -168,13 +209,19 @@ def main() -> None:
     fast_ratio, t_fast, t_plain, _ = _ratio(run_fast, plain, args.repeats)
     mem_batch = args.mem_batch or args.batch
     fast_mem = _peak_mem((0, 0, 0, 0), mem_batch, args.hw, args.threads) if args.mem_batch else {}
-    print(f"plain quantized forward: {t_plain * 1e3:.1f} ms (batch {args.batch}, {args.hw}x{args.hw}, 64->64 3x3)")
-    print(f"fast path (ideal): {t_fast * 1e3:.1f} ms, slowdown {fast_ratio:.2f}x; at batch {mem_batch}: {fast_mem}")
+    print(
+        f"plain quantized forward: {t_plain * 1e3:.1f} ms (batch {args.batch}, {args.hw}x{args.hw}, 64->64 3x3)"
+    )
+    print(
+        f"fast path (ideal): {t_fast * 1e3:.1f} ms, slowdown {fast_ratio:.2f}x; at batch {mem_batch}: {fast_mem}"
+    )
 
     rows_out = []
     for setting in SETTINGS:
         dac, cell, rows, adc = setting
-        sim = simulate_model(conv, _hardware(setting), settings=PimSimSettings(force_general_path=True))
+        sim = simulate_model(
+            conv, _hardware(setting), settings=PimSimSettings(force_general_path=True)
+        )
         floor = sim.plan.floor_matmuls
 
         def run(sim: torch.nn.Module = sim) -> object:

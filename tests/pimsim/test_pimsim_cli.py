@@ -34,7 +34,13 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from crossnas.supernet import build_static
 
     # small bits and 2-bit DAC/cells keep the simulation cheap (few cycles and slices)
-    space = SpaceConfig(n_layers=2, widths=(8, 16), w_bits=(4,), a_bits=(4,), head=HeadConfig(fc=(32,), w_bits=5, a_bits=5))
+    space = SpaceConfig(
+        n_layers=2,
+        widths=(8, 16),
+        w_bits=(4,),
+        a_bits=(4,),
+        head=HeadConfig(fc=(32,), w_bits=5, a_bits=5),
+    )
     data_cfg = DataConfig()
     data = load_data(data_cfg)
     spec = random_arch(space, np.random.default_rng(1), data.input_shape[1])
@@ -50,11 +56,21 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     net.eval()
     path = tmp_path_factory.mktemp("model") / "m"
     hw = HardwareConfig().with_updates(
-        crossbar={"rows": 64}, device={"variation_pct": 20, "levels": 4}, dac={"bits": 2}, adc={"bits": 5}
+        crossbar={"rows": 64},
+        device={"variation_pct": 20, "levels": 4},
+        dac={"bits": 2},
+        adc={"bits": 5},
     )
     modeldir.save_model_dir(
-        path, net, spec=spec, space=space, input_shape=data.input_shape, n_classes=data.n_classes,
-        data_cfg=data_cfg, hardware=hw, metrics={},
+        path,
+        net,
+        spec=spec,
+        space=space,
+        input_shape=data.input_shape,
+        n_classes=data.n_classes,
+        data_cfg=data_cfg,
+        hardware=hw,
+        metrics={},
     )
     return path
 
@@ -66,7 +82,9 @@ def _run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, 
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_evaluate_ideal_pim_accuracy_equals_quantized(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_ideal_pim_accuracy_equals_quantized(
+    model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     r = _run_json([str(model_dir), "--ideal", "--mc", "2"], capsys)
     assert r["pim_accuracy_mean"] == r["quantized_accuracy"]
     assert r["pim_accuracy_runs"] == [r["quantized_accuracy"]] * 2 and r["pim_accuracy_std"] == 0
@@ -75,15 +93,21 @@ def test_evaluate_ideal_pim_accuracy_equals_quantized(model_dir: Path, capsys: p
         assert float(r[key]) > 0  # type: ignore[arg-type]
 
 
-def test_evaluate_monte_carlo_json_and_text(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_monte_carlo_json_and_text(
+    model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     r = _run_json([str(model_dir), "--mc", "3", "--seed", "4", "--limit", "150"], capsys)
     runs = r["pim_accuracy_runs"]
-    assert isinstance(runs, list) and len(runs) == 3 and len(set(runs)) > 1  # variation 20% from the model's hw
+    assert (
+        isinstance(runs, list) and len(runs) == 3 and len(set(runs)) > 1
+    )  # variation 20% from the model's hw
     assert r["pim_accuracy_mean"] == pytest.approx(float(np.mean(runs)))
     assert r["pim_accuracy_std"] == pytest.approx(float(np.std(runs, ddof=1)))
     again = _run_json([str(model_dir), "--mc", "3", "--seed", "4", "--limit", "150"], capsys)
     assert again["pim_accuracy_runs"] == runs
-    no_var = _run_json([str(model_dir), "--mc", "3", "--limit", "150", "--set", "device.variation_pct=0"], capsys)
+    no_var = _run_json(
+        [str(model_dir), "--mc", "3", "--limit", "150", "--set", "device.variation_pct=0"], capsys
+    )
     assert len(set(no_var["pim_accuracy_runs"])) == 1  # type: ignore[arg-type]
     assert main(["evaluate", str(model_dir), "--mc", "1", "--limit", "50"]) == 0
     text = capsys.readouterr().out
@@ -109,7 +133,9 @@ def test_evaluate_bad_settings_one_line_exit_2(
     assert err.startswith("error:") and needle in err and len(err.splitlines()) == 1
 
 
-def test_evaluate_missing_model_dir_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_missing_model_dir_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("crossnas.supernet.modeldir")
     assert main(["evaluate", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.startswith("error:")

@@ -28,8 +28,17 @@ from crossnas.quant import weight_qmax
 
 def _spec(**kw: object) -> CrossbarSpec:
     base = dict(
-        rows=16, cols=16, cell_bits=1, dac_bits=1, adc_bits=None, range_mode="scale",
-        polarity=2, g_min=0.0, sigma=0.0, p_hrs=0.0, p_lrs=0.0,
+        rows=16,
+        cols=16,
+        cell_bits=1,
+        dac_bits=1,
+        adc_bits=None,
+        range_mode="scale",
+        polarity=2,
+        g_min=0.0,
+        sigma=0.0,
+        p_hrs=0.0,
+        p_lrs=0.0,
     )
     base.update(kw)
     return CrossbarSpec(**base)  # type: ignore[arg-type]
@@ -42,7 +51,9 @@ def _spec(**kw: object) -> CrossbarSpec:
     polarity=st.sampled_from([1, 2]),
     seed=st.integers(0, 10_000),
 )
-def test_weight_levels_reconstruct_the_integer_weight(w_bits: int, cell_bits: int, polarity: int, seed: int) -> None:
+def test_weight_levels_reconstruct_the_integer_weight(
+    w_bits: int, cell_bits: int, polarity: int, seed: int
+) -> None:
     q = weight_qmax(w_bits)
     g = torch.Generator().manual_seed(seed)
     w = torch.randint(-q, q + 1, (5, 7), generator=g).float()
@@ -70,8 +81,19 @@ def test_polarity_two_puts_each_weight_in_one_array_only() -> None:
     assert neg_used.tolist() == [False, True, False]
 
 
-@pytest.mark.parametrize(("a_bits", "signed", "dac", "passes", "cycles"), [(8, False, 1, 1, 8), (8, False, 2, 1, 4), (9, False, 2, 1, 5), (8, True, 1, 2, 7), (5, True, 2, 2, 2)])
-def test_plan_counts_cycles_and_floor(a_bits: int, signed: bool, dac: int, passes: int, cycles: int) -> None:
+@pytest.mark.parametrize(
+    ("a_bits", "signed", "dac", "passes", "cycles"),
+    [
+        (8, False, 1, 1, 8),
+        (8, False, 2, 1, 4),
+        (9, False, 2, 1, 5),
+        (8, True, 1, 2, 7),
+        (5, True, 2, 2, 2),
+    ],
+)
+def test_plan_counts_cycles_and_floor(
+    a_bits: int, signed: bool, dac: int, passes: int, cycles: int
+) -> None:
     plan = LayerPlan.build(576, 64, 9, a_bits, signed, _spec(dac_bits=dac, rows=128, cols=64))
     assert len(plan.pass_signs) == passes and plan.n_cycles == cycles
     assert plan.n_blocks == 5  # ceil(576 / 128)
@@ -121,7 +143,11 @@ def test_adc_step_covers_full_scale_and_is_power_of_two(fs: float, bits: int) ->
 @settings(max_examples=50, deadline=None)
 @given(fs=st.floats(1.0, 5000.0), seed=st.integers(0, 1000))
 def test_adc_error_of_each_read_never_grows_with_more_bits(fs: float, seed: int) -> None:
-    ps = torch.rand(2000, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * fs * 1.3
+    ps = (
+        torch.rand(2000, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        * fs
+        * 1.3
+    )
     prev = None
     for bits in range(1, 16):
         step = adc_step(fs, bits)
@@ -142,7 +168,13 @@ def test_adc_reads_integers_exactly_once_bits_cover_the_range() -> None:
 
 def test_spec_from_hardware_resolves_fields() -> None:
     hw = HardwareConfig().with_updates(
-        device={"levels": 4, "hrs_ohm": 1e5, "lrs_ohm": 1e4, "variation_pct": 5, "stuck_at_hrs": 0.01},
+        device={
+            "levels": 4,
+            "hrs_ohm": 1e5,
+            "lrs_ohm": 1e4,
+            "variation_pct": 5,
+            "stuck_at_hrs": 0.01,
+        },
         crossbar={"rows": 64, "cols": 32},
         adc={"bits": 7, "range_mode": "fixed"},
         dac={"bits": 2},
@@ -168,7 +200,12 @@ def test_spec_rejects_levels_not_power_of_two_in_one_line() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"adc_scale_percentile": 0}, {"adc_scale_percentile": 101}, {"calibration_samples": 0}, {"chunk_elements": 10}],
+    [
+        {"adc_scale_percentile": 0},
+        {"adc_scale_percentile": 101},
+        {"calibration_samples": 0},
+        {"chunk_elements": 10},
+    ],
 )
 def test_settings_are_validated(kwargs: dict[str, float]) -> None:
     with pytest.raises(CrossnasError):

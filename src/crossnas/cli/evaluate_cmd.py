@@ -68,8 +68,12 @@ def evaluate_model_dir(
     x, y = data.test_x, data.test_y
     if limit is not None:
         x, y = x[:limit], y[:limit]
-    res = pim_accuracy(loaded.module, sim_hw, x, y, mc_runs=mc_runs, seed=seed, batch_size=batch_size)
-    network = arch_to_network_dict(loaded.spec, loaded.space, tuple(loaded.input_shape), loaded.n_classes)
+    res = pim_accuracy(
+        loaded.module, sim_hw, x, y, mc_runs=mc_runs, seed=seed, batch_size=batch_size
+    )
+    network = arch_to_network_dict(
+        loaded.spec, loaded.space, tuple(loaded.input_shape), loaded.n_classes
+    )
     cost = cost_network(network, hw)
     out: dict[str, Any] = {
         "model": str(model_dir),
@@ -91,11 +95,28 @@ def _render(r: dict[str, Any]) -> None:
     mode = "ideal hardware" if r["ideal"] else f"{r['mc_runs']} Monte-Carlo runs, seed {r['seed']}"
     typer.echo(f"model {r['model']}: {r['arch']} ({r['n_test']} test samples)")
     typer.echo(f"quantized (digital) accuracy: {100 * r['quantized_accuracy']:.2f}%")
-    typer.echo(f"PIM accuracy: {100 * r['pim_accuracy_mean']:.2f}% ± {100 * r['pim_accuracy_std']:.2f}% ({mode})")
+    typer.echo(
+        f"PIM accuracy: {100 * r['pim_accuracy_mean']:.2f}% ± {100 * r['pim_accuracy_std']:.2f}% ({mode})"
+    )
     typer.echo(
         f"latency {r['latency_ms']:.4g} ms, energy {r['energy_mJ']:.4g} mJ, EDP {r['edp_mJms']:.4g} mJ·ms, "
         f"area {r['area_mm2']:.4g} mm², power {r['power_W']:.4g} W"
     )
+
+
+_MODEL_DIR = typer.Argument(..., help="Model directory (model.json + weights.pt).")
+_HARDWARE = typer.Option(
+    None, "--hardware", help="Hardware config (YAML/JSON) merged over the model's."
+)
+_SET = typer.Option(None, "--set", help="Override a hardware field, e.g. --set adc.bits=6.")
+_MC = typer.Option(5, "--mc", help="Monte-Carlo runs of the device non-idealities.")
+_SEED = typer.Option(0, "--seed", help="Seed of the non-idealities.")
+_IDEAL = typer.Option(
+    False, "--ideal", help="Ideal ADC, no variation/faults, infinite on/off ratio."
+)
+_BATCH = typer.Option(256, "--batch-size", min=1, help="Evaluation batch size.")
+_LIMIT = typer.Option(None, "--limit", min=1, help="Evaluate on the first N test samples only.")
+_JSON = typer.Option(False, "--json", help="Print one JSON object.")
 
 
 def register(app: typer.Typer) -> None:
@@ -103,20 +124,26 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate(
-        model_dir: Path = typer.Argument(..., help="Model directory (model.json + weights.pt)."),
-        hardware: Path | None = typer.Option(None, "--hardware", help="Hardware config (YAML/JSON) merged over the model's."),
-        set_: list[str] | None = typer.Option(None, "--set", help="Override a hardware field, e.g. --set adc.bits=6."),
-        mc: int = typer.Option(5, "--mc", help="Monte-Carlo runs of the device non-idealities."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the non-idealities."),
-        ideal: bool = typer.Option(False, "--ideal", help="Ideal ADC, no variation/faults, infinite on/off ratio."),
-        batch_size: int = typer.Option(256, "--batch-size", min=1, help="Evaluation batch size."),
-        limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate on the first N test samples only."),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        model_dir: Path = _MODEL_DIR,
+        hardware: Path | None = _HARDWARE,
+        set_: list[str] | None = _SET,
+        mc: int = _MC,
+        seed: int = _SEED,
+        ideal: bool = _IDEAL,
+        batch_size: int = _BATCH,
+        limit: int | None = _LIMIT,
+        as_json: bool = _JSON,
     ) -> None:
         """Quantized and PIM accuracy (Monte-Carlo mean ± std) and the hardware cost of a saved model."""
         result = evaluate_model_dir(
-            model_dir, hardware_file=hardware, sets=set_, mc_runs=mc, seed=seed, ideal=ideal,
-            batch_size=batch_size, limit=limit,
+            model_dir,
+            hardware_file=hardware,
+            sets=set_,
+            mc_runs=mc,
+            seed=seed,
+            ideal=ideal,
+            batch_size=batch_size,
+            limit=limit,
         )
         if as_json:
             typer.echo(json.dumps(result))

@@ -16,7 +16,14 @@ from crossnas.pimsim.adc import adc_exponent, adc_read_, adc_step
 from crossnas.pimsim.layers import PimConv2d, PimLayer, PimLinear
 from crossnas.pimsim.mapping import LayerPlan, sample_conductances, weight_levels
 from crossnas.pimsim.settings import CrossbarSpec, PimSimSettings
-from crossnas.pimsim.simulate import PimResult, ideal_hardware, pim_accuracy, pim_layers, run_seed, simulate_model
+from crossnas.pimsim.simulate import (
+    PimResult,
+    ideal_hardware,
+    pim_accuracy,
+    pim_layers,
+    run_seed,
+    simulate_model,
+)
 
 __all__ = [
     "CrossbarSpec",

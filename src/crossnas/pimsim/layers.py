@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossnas.errors import CrossnasError
-from crossnas.pimsim.adc import adc_read_, adc_step
+from crossnas.pimsim.adc import adc_step
 from crossnas.pimsim.mapping import LayerPlan, sample_conductances, weight_levels
 from crossnas.pimsim.settings import CrossbarSpec, PimSimSettings
 from crossnas.quant import QuantConv2d, QuantLinear, quantize_act_int, quantize_weight_int
@@ -65,18 +65,19 @@ class PimLayer(nn.Module):
         fast: whether the algebraic fast path is used.
 
     Buffers:
-        conductance: sampled cell conductances, shape ``(k, n_arrays, n_slices, n)``.
-        g_blocks: the same, zero-padded into row blocks, ``(n_blocks, rows, columns)``.
+        g_blocks: sampled cell conductances (level-step units), zero-padded into row
+            blocks, ``(n_blocks, rows, columns)``, columns ordered (array, slice, output);
+            :attr:`conductance` is the unpadded view ``(k, n_arrays, n_slices, n)``.
         w_eff: effective integer-unit weight, shape of the layer weight.
         step_w: per-output weight step, shape ``(n,)``.
         act_clip: the input clip value (copied from the source layer).
     """
 
-    conductance: torch.Tensor
     g_blocks: torch.Tensor
     w_eff: torch.Tensor
     step_w: torch.Tensor
     act_clip: torch.Tensor
+    bias: torch.Tensor | None
     g_read: torch.Tensor | None
     beta: torch.Tensor
     gamma: torch.Tensor
@@ -101,7 +102,9 @@ class PimLayer(nn.Module):
         weight = source.weight.detach()
         n = int(weight.shape[0])
         k = int(weight[0].numel())
-        self.plan = LayerPlan.build(k, n, int(source.w_bits), int(source.a_bits), bool(source.signed_input), spec)
+        self.plan = LayerPlan.build(
+            k, n, int(source.w_bits), int(source.a_bits), bool(source.signed_input), spec
+        )
         self.a_bits = int(source.a_bits)
         self.signed_input = bool(source.signed_input)
         device = weight.device
@@ -112,15 +115,18 @@ class PimLayer(nn.Module):
         plan = self.plan
         beta = plan.column_coefficients()  # float64 (A*S,)
         kappa = plan.weight_offset + spec.g_min * float(beta.sum())
-        w_eff = (g.to(torch.float64).reshape(k, -1, n) * beta.view(1, -1, 1)).sum(1) - kappa  # (k, n)
+        w_eff = (g.to(torch.float64).reshape(k, -1, n) * beta.view(1, -1, 1)).sum(
+            1
+        ) - kappa  # (k, n)
         pad = plan.n_blocks * plan.rows - k
         g_flat = g.reshape(k, -1)
         g_blocks = F.pad(g_flat, (0, 0, 0, pad)).reshape(plan.n_blocks, plan.rows, plan.n_columns)
 
         self.kappa = float(kappa)
-        self.register_buffer("conductance", g.to(device))
         self.register_buffer("g_blocks", g_blocks.contiguous().to(device))
-        self.register_buffer("w_eff", w_eff.t().to(torch.float32).reshape(weight.shape).contiguous().to(device))
+        self.register_buffer(
+            "w_eff", w_eff.t().to(torch.float32).reshape(weight.shape).contiguous().to(device)
+        )
         self.register_buffer("step_w", step_w.reshape(n).to(device))
         self.register_buffer("act_clip", source.act_clip.detach().clone())
         self.register_buffer("beta", beta.to(torch.float32).to(device))
@@ -146,6 +152,14 @@ class PimLayer(nn.Module):
         self.fast = self._fast_path_exact()
 
     # -- configuration -------------------------------------------------------------
+    @property
+    def conductance(self) -> torch.Tensor:
+        """Sampled cell conductances, ``(k, n_arrays, n_slices, n)`` (a view of ``g_blocks``)."""
+        p = self.plan
+        return self.g_blocks.reshape(p.n_blocks * p.rows, p.n_columns)[: p.k].view(
+            p.k, p.n_arrays, p.n_slices, p.n
+        )
+
     @property
     def needs_calibration(self) -> bool:
         """True until a "scale" ADC range has been calibrated."""
@@ -204,7 +218,13 @@ class PimLayer(nn.Module):
             full_scale = max(maxima, default=0.0)
         self._set_full_scale(full_scale)
         self.fast = self._fast_path_exact()
-        logger.debug("%s: ADC full scale %g, step %g, fast=%s", self.name, full_scale, self.adc_step_value, self.fast)
+        logger.debug(
+            "%s: ADC full scale %g, step %g, fast=%s",
+            self.name,
+            full_scale,
+            self.adc_step_value,
+            self.fast,
+        )
 
     # -- computation ----------------------------------------------------------------
     def _quantize_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,13 +253,17 @@ class PimLayer(nn.Module):
         mask = (1 << p.dac_bits) - 1
         i = 0
         for part in parts:
-            blk = F.pad(part, (0, pad)).view(m, p.n_blocks, p.rows).transpose(0, 1)  # (nb, m, R) view
+            blk = (
+                F.pad(part, (0, pad)).view(m, p.n_blocks, p.rows).transpose(0, 1)
+            )  # (nb, m, R) view
             for c in range(p.n_cycles):
                 digits[:, i] = (blk >> (p.dac_bits * c)) & mask if c else blk & mask
                 i += 1
         return digits.view(p.n_blocks, p.n_input_cycles * m, p.rows)
 
-    def _partial_sums(self, rows: torch.Tensor, g_blocks: torch.Tensor | None = None) -> torch.Tensor:
+    def _partial_sums(
+        self, rows: torch.Tensor, g_blocks: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Column partial sums of every crossbar: ``(n_blocks, cycles * m, columns)``."""
         return torch.bmm(self._digits(rows), self.g_blocks if g_blocks is None else g_blocks)
 
@@ -260,7 +284,9 @@ class PimLayer(nn.Module):
             beta = beta * step
         coef = self.gamma.repeat(p.n_blocks)  # (nb * cycles,), order (block, pass, cycle)
         summed = torch.mv(ps.view(p.n_blocks * p.n_input_cycles, m * p.n_columns).t(), coef)
-        acc = torch.matmul(summed.view(m, p.n_arrays * p.n_slices, p.n).transpose(1, 2), beta)  # (m, n)
+        acc = torch.matmul(
+            summed.view(m, p.n_arrays * p.n_slices, p.n).transpose(1, 2), beta
+        )  # (m, n)
         if self.kappa:
             acc = acc - self.kappa * rows.sum(1, keepdim=True)
         return acc
@@ -273,7 +299,9 @@ class PimLayer(nn.Module):
             self.calibrate(x)
         x_int, step_x = self._quantize_input(x)
         if self.fast:
-            return self._digital(x_int * step_x, self.w_eff * self.step_w.view((-1,) + (1,) * (self.w_eff.dim() - 1)))
+            return self._digital(
+                x_int * step_x, self.w_eff * self.step_w.view((-1,) + (1,) * (self.w_eff.dim() - 1))
+            )
         return self._general(x_int, step_x)
 
     def _general(self, x_int: torch.Tensor, step_x: torch.Tensor) -> torch.Tensor:
@@ -299,13 +327,15 @@ class PimConv2d(PimLayer):
         generator: torch.Generator,
         name: str = "",
     ) -> None:
-        if source.groups != 1 or source.padding_mode != "zeros":
-            raise CrossnasError(f"layer {name}: only groups=1 and zero padding are supported by the PIM simulator")
+        if source.groups != 1 or source.padding_mode != "zeros" or isinstance(source.padding, str):
+            raise CrossnasError(
+                f"layer {name}: only groups=1 and numeric zero padding are supported by the PIM simulator"
+            )
         super().__init__(source, spec, settings, generator, name)
-        self.kernel_size = source.kernel_size
-        self.stride = source.stride
-        self.padding = source.padding
-        self.dilation = source.dilation
+        self.kernel_size: tuple[int, int] = (int(source.kernel_size[0]), int(source.kernel_size[1]))
+        self.stride: tuple[int, int] = (int(source.stride[0]), int(source.stride[1]))
+        self.padding: tuple[int, int] = (int(source.padding[0]), int(source.padding[1]))
+        self.dilation: tuple[int, int] = (int(source.dilation[0]), int(source.dilation[1]))
 
     def _digital(self, xq: torch.Tensor, wq: torch.Tensor) -> torch.Tensor:
         return F.conv2d(xq, wq, self.bias, self.stride, self.padding, self.dilation)
@@ -315,13 +345,15 @@ class PimConv2d(PimLayer):
 
     def _out_hw(self, h: int, w: int) -> tuple[int, int]:
         def size(i: int, d: int) -> int:
-            k, s, p, dil = self.kernel_size[d], self.stride[d], self.padding[d], self.dilation[d]  # type: ignore[index]
+            k, s, p, dil = self.kernel_size[d], self.stride[d], self.padding[d], self.dilation[d]
             return (i + 2 * p - dil * (k - 1) - 1) // s + 1
 
         return size(h, 0), size(w, 1)
 
     def _unfold(self, x_int: torch.Tensor) -> torch.Tensor:
-        cols = F.unfold(x_int, self.kernel_size, self.dilation, self.padding, self.stride)  # (b, k, L)
+        cols = F.unfold(
+            x_int, self.kernel_size, self.dilation, self.padding, self.stride
+        )  # (b, k, L)
         return cols.transpose(1, 2).reshape(-1, self.plan.k)
 
     def _row_chunks(self, x_int: torch.Tensor):  # type: ignore[no-untyped-def]

@@ -72,7 +72,9 @@ class LayerPlan:
     col_blocks: int
 
     @classmethod
-    def build(cls, k: int, n: int, w_bits: int, a_bits: int, signed: bool, spec: CrossbarSpec) -> LayerPlan:
+    def build(
+        cls, k: int, n: int, w_bits: int, a_bits: int, signed: bool, spec: CrossbarSpec
+    ) -> LayerPlan:
         q = weight_qmax(w_bits)
         if spec.polarity == 2:
             signs: tuple[int, ...] = (1, -1)
@@ -124,14 +126,22 @@ class LayerPlan:
     def column_coefficients(self) -> torch.Tensor:
         """``beta``, shape ``(n_arrays * n_slices,)``, order (array, slice)."""
         return torch.tensor(
-            [sgn * float(1 << (self.cell_bits * s)) for sgn in self.array_signs for s in range(self.n_slices)],
+            [
+                sgn * float(1 << (self.cell_bits * s))
+                for sgn in self.array_signs
+                for s in range(self.n_slices)
+            ],
             dtype=torch.float64,
         )
 
     def cycle_coefficients(self) -> torch.Tensor:
         """``gamma``, shape ``(n_input_cycles,)``, order (pass, cycle)."""
         return torch.tensor(
-            [sgn * float(1 << (self.dac_bits * c)) for sgn in self.pass_signs for c in range(self.n_cycles)],
+            [
+                sgn * float(1 << (self.dac_bits * c))
+                for sgn in self.pass_signs
+                for c in range(self.n_cycles)
+            ],
             dtype=torch.float64,
         )
 
@@ -152,7 +162,9 @@ def weight_levels(w_int: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
     out = torch.empty((plan.k, plan.n_arrays, plan.n_slices, plan.n), dtype=torch.float64)
     for a, u in enumerate(arrays):
         for s in range(plan.n_slices):
-            out[:, a, s, :] = torch.remainder(torch.floor(u / float(1 << (plan.cell_bits * s))), base)
+            out[:, a, s, :] = torch.remainder(
+                torch.floor(u / float(1 << (plan.cell_bits * s))), base
+            )
     return out.to(torch.float32)
 
 
@@ -170,7 +182,9 @@ def derive_seed(seed: int, index: int) -> int:
     return ((int(state[0]) << 32) | int(state[1])) & 0x7FFFFFFFFFFFFFFF
 
 
-def sample_conductances(levels: torch.Tensor, spec: CrossbarSpec, generator: torch.Generator) -> torch.Tensor:
+def sample_conductances(
+    levels: torch.Tensor, spec: CrossbarSpec, generator: torch.Generator
+) -> torch.Tensor:
     """Programmed cell conductances with faults, finite on/off ratio and variation.
 
     Args:
@@ -186,7 +200,11 @@ def sample_conductances(levels: torch.Tensor, spec: CrossbarSpec, generator: tor
     if spec.p_hrs > 0 or spec.p_lrs > 0:
         u = torch.rand(lv.shape, generator=generator)
         lv = torch.where(u < spec.p_hrs, torch.zeros_like(lv), lv)
-        lv = torch.where((u >= spec.p_hrs) & (u < spec.p_hrs + spec.p_lrs), torch.full_like(lv, spec.levels - 1), lv)
+        lv = torch.where(
+            (u >= spec.p_hrs) & (u < spec.p_hrs + spec.p_lrs),
+            torch.full_like(lv, spec.levels - 1),
+            lv,
+        )
     g = lv + spec.g_min if spec.g_min else lv.clone()
     if spec.sigma > 0:
         noise = torch.randn(g.shape, generator=generator)

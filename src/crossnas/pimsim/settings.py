@@ -42,7 +42,9 @@ class PimSimSettings:
                 f"pimsim adc_scale_percentile must be in (0, 100], got {self.adc_scale_percentile}"
             )
         if self.calibration_samples < 1:
-            raise CrossnasError(f"pimsim calibration_samples must be >= 1, got {self.calibration_samples}")
+            raise CrossnasError(
+                f"pimsim calibration_samples must be >= 1, got {self.calibration_samples}"
+            )
         if self.chunk_elements < 1024:
             raise CrossnasError(f"pimsim chunk_elements must be >= 1024, got {self.chunk_elements}")
 
@@ -99,17 +101,25 @@ class CrossbarSpec:
         dev = hardware.device
         levels = int(dev.levels)
         if levels < 2 or levels & (levels - 1):
-            raise CrossnasError(f"device.levels must be a power of two (2, 4, 8, ...), got {levels}")
+            raise CrossnasError(
+                f"device.levels must be a power of two (2, 4, 8, ...), got {levels}"
+            )
         if hardware.dac.bits is None or hardware.dac.bits < 1:
             raise CrossnasError(f"dac.bits must be an integer >= 1, got {hardware.dac.bits}")
         if not hardware.adc.ideal and (hardware.adc.bits is None or hardware.adc.bits < 1):
-            raise CrossnasError(f"adc.bits must be an integer >= 1 (or adc.ideal: true), got {hardware.adc.bits}")
+            raise CrossnasError(
+                f"adc.bits must be an integer >= 1 (or adc.ideal: true), got {hardware.adc.bits}"
+            )
         if hardware.adc.range_mode not in ("scale", "fixed"):
-            raise CrossnasError(f"adc.range_mode must be 'scale' or 'fixed', got {hardware.adc.range_mode!r}")
+            raise CrossnasError(
+                f"adc.range_mode must be 'scale' or 'fixed', got {hardware.adc.range_mode!r}"
+            )
         if hardware.pe.polarity not in (1, 2):
             raise CrossnasError(f"pe.polarity must be 1 or 2, got {hardware.pe.polarity}")
         if not dev.hrs_ohm > dev.lrs_ohm > 0:
-            raise CrossnasError(f"device.hrs_ohm ({dev.hrs_ohm}) must exceed device.lrs_ohm ({dev.lrs_ohm}) > 0")
+            raise CrossnasError(
+                f"device.hrs_ohm ({dev.hrs_ohm}) must exceed device.lrs_ohm ({dev.lrs_ohm}) > 0"
+            )
         ratio = dev.hrs_ohm / dev.lrs_ohm
         g_min = 0.0 if math.isinf(ratio) else (levels - 1) / (ratio - 1)
         return cls(

@@ -29,7 +29,12 @@ def ideal_hardware(hardware: HardwareConfig) -> HardwareConfig:
     """
     return hardware.with_updates(
         adc={"ideal": True},
-        device={"variation_pct": 0.0, "stuck_at_hrs": 0.0, "stuck_at_lrs": 0.0, "hrs_ohm": float("inf")},
+        device={
+            "variation_pct": 0.0,
+            "stuck_at_hrs": 0.0,
+            "stuck_at_lrs": 0.0,
+            "hrs_ohm": float("inf"),
+        },
     )
 
 
@@ -93,7 +98,9 @@ def simulate_model(
             for child_name, child in list(parent.named_children()):
                 if isinstance(child, quant_types):
                     full = f"{parent_name}.{child_name}" if parent_name else child_name
-                    setattr(parent, child_name, _make_layer(child, spec, settings, seed, index, full))
+                    setattr(
+                        parent, child_name, _make_layer(child, spec, settings, seed, index, full)
+                    )
                     index += 1
                 elif isinstance(child, (nn.Conv2d, nn.Linear)) and not isinstance(child, PimLayer):
                     logger.info("%s: plain %s stays digital", child_name, type(child).__name__)
@@ -121,15 +128,19 @@ class PimResult:
     quantized_accuracy: float = float("nan")
 
 
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-    if len(x) == 0:
-        raise CrossnasError("no evaluation samples (empty data)")
+def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> int:
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             pred = model(x[i : i + batch_size]).argmax(dim=1)
             correct += int((pred == y[i : i + batch_size].to(pred.device)).sum())
-    return correct / len(x)
+    return correct
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    if len(x) == 0:
+        raise CrossnasError("no evaluation samples (empty data)")
+    return _correct(model, x, y, batch_size) / len(x)
 
 
 def run_seed(seed: int, run: int) -> int:
@@ -163,7 +174,8 @@ def pim_accuracy(
         batch_size: evaluation batch size.
         settings: simulation-only knobs.
         calibration_x: inputs for "scale" ADC calibration; default: the first
-            ``settings.calibration_samples`` of ``x``.
+            ``settings.calibration_samples`` of ``x`` (one batch that both calibrates
+            and is scored).
 
     Returns:
         :class:`PimResult`.
@@ -180,15 +192,28 @@ def pim_accuracy(
         q_acc = _accuracy(module, x, y, batch_size)
     finally:
         module.train(was_training)
-    calib = calibration_x if calibration_x is not None else x[: settings.calibration_samples]
+    n_cal = settings.calibration_samples
     distinct = 1 if spec.deterministic else mc_runs
     runs: list[float] = []
     for i in range(distinct):
-        sim = simulate_model(module, hardware, seed=run_seed(seed, i), settings=settings, calibration=calib)
-        runs.append(_accuracy(sim, x, y, batch_size))
+        run = run_seed(seed, i)
+        if calibration_x is not None:
+            sim = simulate_model(
+                module, hardware, seed=run, settings=settings, calibration=calibration_x
+            )
+            runs.append(_accuracy(sim, x, y, batch_size))
+        else:
+            # The first n_cal inputs calibrate "scale" ADC ranges in one forward pass (each
+            # layer calibrates on its first input), and that pass's predictions count.
+            sim = simulate_model(module, hardware, seed=run, settings=settings)
+            correct = _correct(sim, x[:n_cal], y[:n_cal], n_cal)
+            correct += _correct(sim, x[n_cal:], y[n_cal:], batch_size)
+            runs.append(correct / len(x))
         logger.debug("MC run %d/%d: accuracy %.4f", i + 1, distinct, runs[-1])
     if distinct < mc_runs:
         runs = runs * mc_runs
     arr = np.asarray(runs, dtype=np.float64)
     std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-    return PimResult(mean=float(arr.mean()), std=std, runs=[float(r) for r in runs], quantized_accuracy=q_acc)
+    return PimResult(
+        mean=float(arr.mean()), std=std, runs=[float(r) for r in runs], quantized_accuracy=q_acc
+    )
