@@ -235,9 +235,9 @@ def test_deterministic_hardware_runs_once(
 
     monkeypatch.setattr(sim_mod, "simulate_model", counting)
     net, x, y = digits_mlp
-    res = pim_accuracy(net, HardwareConfig().with_updates(adc={"bits": 4}), x, y, mc_runs=5)
+    res = pim_accuracy(net, HardwareConfig().with_updates(adc={"bits": 2}), x, y, mc_runs=5)
     assert len(calls) == 1 and len(res.runs) == 5 and len(set(res.runs)) == 1
-    assert res.mean < res.quantized_accuracy  # a 4-bit ADC on 256-row crossbars loses accuracy
+    assert res.mean < res.quantized_accuracy  # a 2-bit ADC on 256-row crossbars loses accuracy
 
 
 def test_pim_accuracy_rejects_bad_arguments(

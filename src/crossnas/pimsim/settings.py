@@ -32,7 +32,7 @@ class PimSimSettings:
     """
 
     adc_scale_percentile: float = 100.0
-    calibration_samples: int = 256
+    calibration_samples: int = 64
     chunk_elements: int = 1 << 23
     force_general_path: bool = False
 

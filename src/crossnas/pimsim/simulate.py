@@ -213,7 +213,10 @@ def pim_accuracy(
     if distinct < mc_runs:
         runs = runs * mc_runs
     arr = np.asarray(runs, dtype=np.float64)
-    std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-    return PimResult(
-        mean=float(arr.mean()), std=std, runs=[float(r) for r in runs], quantized_accuracy=q_acc
-    )
+    if (
+        len(set(runs)) == 1
+    ):  # identical runs: the exact value (a float sum / n can differ by an ulp)
+        mean, std = float(runs[0]), 0.0
+    else:
+        mean, std = float(arr.mean()), float(arr.std(ddof=1))
+    return PimResult(mean=mean, std=std, runs=[float(r) for r in runs], quantized_accuracy=q_acc)
