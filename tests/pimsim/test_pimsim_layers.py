@@ -248,7 +248,12 @@ def test_random_small_linear_layers_match_the_loop_reference(
     assert torch.equal(layer._accumulate(rows_).double(), ref)
 
 
-def test_vectorised_equals_loop_reference_with_variation_and_finite_on_off() -> None:
+@pytest.mark.parametrize(
+    ("kind", "signed", "polarity"), [("conv", False, 1), ("linear", True, 2), ("linear", True, 1)]
+)
+def test_vectorised_equals_loop_reference_with_variation_and_finite_on_off(
+    kind: str, signed: bool, polarity: int
+) -> None:
     hw = _hw(
         device={
             "levels": 4,
@@ -259,21 +264,20 @@ def test_vectorised_equals_loop_reference_with_variation_and_finite_on_off() -> 
         },
         crossbar={"rows": 16},
         dac={"bits": 2},
-        pe={"polarity": 1},
+        pe={"polarity": polarity},
         adc={"bits": 5, "range_mode": "scale"},
     )
-    src = _conv(signed=False, w_bits=5, a_bits=4)
-    x = _input((2, 6, 4, 4), False)
+    if kind == "conv":
+        src: torch.nn.Module = _conv(signed=signed, w_bits=5, a_bits=4)
+        x = _input((2, 6, 4, 4), signed)
+    else:
+        src = _linear(signed=signed, w_bits=6, a_bits=5)
+        x = _input((7, 40), signed)
     layer = simulate_model(src, hw, seed=5, settings=GENERAL, calibration=x)
     assert layer.spec.g_min > 0
     rows_ = _layer_rows(layer, x)
     ref = reference_accumulate(layer, rows_)
-    fast = torch.cat(
-        [
-            layer._accumulate(r)
-            for r in layer._row_chunks(quantize_act_int(x, layer.a_bits, layer.act_clip, False)[0])
-        ]
-    )
+    fast = layer._accumulate(rows_)
     # float32 vs float64 sums of non-integer conductances: equal to rounding
     assert _rel(fast.double(), ref) < 1e-5
 
