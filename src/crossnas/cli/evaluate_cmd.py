@@ -54,7 +54,11 @@ def evaluate_model_dir(
     from crossnas.hw import cost_network
     from crossnas.pimsim import CrossbarSpec, ideal_hardware, pim_accuracy
     from crossnas.space.mnsim import arch_to_network_dict
-    from crossnas.supernet.modeldir import load_model_dir
+
+    try:
+        from crossnas.supernet.modeldir import load_model_dir
+    except ImportError as exc:  # the model-directory module ships with the supernet
+        raise CrossnasError(f"cannot read model directories: {exc}") from exc
 
     if mc_runs < 1:
         raise CrossnasError(f"--mc must be >= 1, got {mc_runs}")
