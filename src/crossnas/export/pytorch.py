@@ -27,6 +27,8 @@ the network input), exactly as in crossnas. Build with ``build()``, then
 ``load_state_dict(torch.load("weights.pt", weights_only=True))``.
 """
 
+from collections import OrderedDict
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -97,7 +99,7 @@ def _vgg(b):
             ("bn2", nn.BatchNorm2d(b["cout"])), ("relu2", nn.ReLU())]
     if b["block"] == "vgg":
         mods.append(("pool", nn.MaxPool2d(2, 2)))
-    return nn.Sequential(dict(mods))
+    return nn.Sequential(OrderedDict(mods))
 
 
 class ResidualBlock(nn.Module):
@@ -109,10 +111,12 @@ class ResidualBlock(nn.Module):
         self.conv2 = QuantConv2d(b["cout"], b["cout"], 3, 1, b["w_bits"], b["a_bits"])
         self.bn2 = nn.BatchNorm2d(b["cout"])
         self.shortcut = QuantConv2d(b["cin"], b["cout"], 1, 0, b["w_bits"], b["a_bits"], b["signed"])
+        self.bn_sc = nn.BatchNorm2d(b["cout"])
         self.relu = nn.ReLU()
 
     def forward(self, x):
-        return self.relu(self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x))))) + self.shortcut(x))
+        out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        return self.relu(out + self.bn_sc(self.shortcut(x)))
 
 
 class Net(nn.Module):
@@ -131,7 +135,7 @@ class Net(nn.Module):
             if i < len(sizes) - 2:
                 mods.append((f"relu{{i + 1}}", nn.ReLU()))
                 mods.append((f"drop{{i + 1}}", nn.Dropout(h["dropout"])))
-        self.head = nn.Sequential(dict(mods))
+        self.head = nn.Sequential(OrderedDict(mods))
 
     def forward(self, x):
         return self.head(self.features(x))
