@@ -48,11 +48,16 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     net = build_static(spec, space, data.input_shape, data.n_classes)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     net.train()
-    for i in range(40):  # a few steps so the accuracy is above chance
-        idx = torch.arange(i * 32, (i + 1) * 32) % len(data.train_x)
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(data.train_x[idx]), data.train_y[idx]).backward()
-        opt.step()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: extra threads only wait on a busy CPU
+    try:
+        for i in range(40):  # a few steps so the accuracy is above chance
+            idx = torch.arange(i * 32, (i + 1) * 32) % len(data.train_x)
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(data.train_x[idx]), data.train_y[idx]).backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
     net.eval()
     path = tmp_path_factory.mktemp("model") / "m"
     hw = HardwareConfig().with_updates(
@@ -93,6 +98,7 @@ def test_evaluate_ideal_pim_accuracy_equals_quantized(
         assert float(r[key]) > 0  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_evaluate_monte_carlo_json_and_text(
     model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
