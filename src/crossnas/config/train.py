@@ -1,0 +1,52 @@
+"""Training configuration (supernet and static retraining share it).
+
+Defaults suit the digits dataset on a CPU. The CrossNAS paper's supernet settings
+(its ``train_supernet.py``, CIFAR-10) are SGD with learning rate 0.001, momentum 0.9,
+weight decay 3e-4, a cosine schedule over 1000 epochs, batch size 96, random crop
+(4-pixel padding) and horizontal flips; ``configs/supernet_cifar10_paper.yaml`` sets them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainConfig(BaseModel):
+    """Optimiser, schedule, device and checkpointing of one training run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(30, ge=1, le=100000)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.05, gt=0, le=10)
+    """Peak learning rate."""
+    momentum: float = Field(0.9, ge=0, lt=1)
+    """SGD momentum (ignored by AdamW)."""
+    nesterov: bool = False
+    weight_decay: float = Field(3e-4, ge=0, le=1)
+    scheduler: Literal["cosine", "constant"] = "cosine"
+    """``cosine``: cosine annealing from ``lr`` to ``min_lr`` over all epochs (stepped per epoch)."""
+    min_lr: float = Field(0.0, ge=0)
+    warmup_epochs: int = Field(0, ge=0)
+    """Linear warm-up epochs before the schedule (0 = none)."""
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    grad_clip: float | None = Field(None, gt=0)
+    """Clip the global gradient norm to this value (``None`` = no clipping)."""
+    weight_noise: float = Field(0.0, ge=0, le=1)
+    """Relative Gaussian weight noise σ injected in every training forward (hardware-aware
+    training): ``w * (1 + σ·N(0,1))`` on the float weights before fake quantization."""
+    device: str = "auto"
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    amp: bool = False
+    """Mixed precision (float16 autocast + gradient scaling); CUDA only, ignored on CPU."""
+    threads: int | None = Field(None, ge=1, le=1024)
+    """CPU threads for torch (``None`` = leave torch's default)."""
+    val_subnets: int = Field(3, ge=0, le=100)
+    """Supernet runs: after each epoch, score this many fixed random subnets (BN recalibrated)
+    on the validation split and log their accuracies (0 = skip)."""
+    val_bn_batches: int = Field(8, ge=1)
+    """Training batches used to recalibrate BN statistics before each validation score."""
+    log_every: int = Field(50, ge=1)
+    """Log a training line every this many steps (the progress bar updates every step)."""

@@ -1,0 +1,145 @@
+"""Elastic layers: one max-size weight, output-channel prefix slicing, input width from x.
+
+The active configuration is passed to ``forward`` explicitly; the layers hold no
+"current architecture" state. ``_Mode`` says what a forward may update.
+
+Activation clips: every elastic conv/linear keeps a clip buffer of shape ``(2,)``,
+index 0 for an unsigned (post-ReLU) input and index 1 for a signed input (the network
+input, seen by the first non-skip block). Clips do not depend on the bit-width (the
+quantization convention derives the step from clip and bits), so one value per
+(layer, block, conv, signedness) is kept: an EMA of the batch max ``|x|`` over the
+training paths that used it, re-estimated for one path by
+:meth:`crossnas.supernet.Supernet.recalibrate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crossnas.quant import add_weight_noise, fake_quant_act, fake_quant_weight, update_clip
+from crossnas.quant.modules import CLIP_MOMENTUM
+
+
+@dataclass(frozen=True)
+class _Mode:
+    """What one supernet forward does besides computing outputs."""
+
+    bn_batch_stats: bool
+    """Normalise with batch statistics and update the running ones."""
+    bn_momentum: float
+    update_clip: bool
+    clip_momentum: float
+    dropout: bool
+    noise: float
+    """Relative weight noise σ (0 = none)."""
+
+
+EVAL_MODE = _Mode(False, 0.1, False, CLIP_MOMENTUM, False, 0.0)
+
+
+class ElasticConv2d(nn.Module):
+    """A conv whose active weight is ``weight[:out, :in]`` (no bias)."""
+
+    is_elastic_conv = True
+
+    def __init__(self, in_max: int, out_max: int, kernel_size: int, padding: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_max, in_max, kernel_size, kernel_size))
+        self.padding = padding
+        self.register_buffer("act_clip", torch.ones(2))
+        self.register_buffer("clip_initialised", torch.zeros(2, dtype=torch.bool))
+
+    def forward(
+        self, x: torch.Tensor, out: int, w_bits: int | None, a_bits: int | None, signed: bool, mode: _Mode
+    ) -> torch.Tensor:
+        """Convolves ``x`` (``(B, in, H, W)``) with the first ``out`` filters."""
+        w = self.weight[:out, : x.shape[1]]
+        if mode.noise > 0:
+            w = add_weight_noise(w, mode.noise)
+        if a_bits is not None:
+            i = int(signed)
+            clip = self.act_clip[i]
+            if mode.update_clip:
+                update_clip(clip, x, self.clip_initialised[i], mode.clip_momentum)
+            x = fake_quant_act(x, a_bits, clip, signed)
+        if w_bits is not None:
+            w = fake_quant_weight(w, w_bits)
+        return F.conv2d(x, w, None, 1, self.padding)
+
+    def copy_to(self, dst: nn.Conv2d, signed: bool) -> None:
+        """Copies the active slice (``dst``'s shape) and the clip into a static conv."""
+        with torch.no_grad():
+            o, i = dst.weight.shape[:2]
+            dst.weight.copy_(self.weight[:o, :i])
+            if hasattr(dst, "act_clip"):
+                dst.act_clip.copy_(self.act_clip[int(signed)])
+                dst.clip_initialised.copy_(self.clip_initialised[int(signed)])
+
+
+class ElasticBatchNorm2d(nn.Module):
+    """BatchNorm over the first ``C`` channels (``C`` read from x), sliced running stats."""
+
+    is_elastic_bn = True
+
+    def __init__(self, c_max: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(c_max))
+        self.bias = nn.Parameter(torch.zeros(c_max))
+        self.register_buffer("running_mean", torch.zeros(c_max))
+        self.register_buffer("running_var", torch.ones(c_max))
+
+    def forward(self, x: torch.Tensor, mode: _Mode) -> torch.Tensor:
+        c = x.shape[1]
+        return F.batch_norm(
+            x, self.running_mean[:c], self.running_var[:c], self.weight[:c], self.bias[:c],
+            mode.bn_batch_stats, mode.bn_momentum, self.eps,
+        )
+
+    def copy_to(self, dst: nn.BatchNorm2d) -> None:
+        """Copies the active slice into a static ``BatchNorm2d``."""
+        c = dst.num_features
+        with torch.no_grad():
+            dst.weight.copy_(self.weight[:c])
+            dst.bias.copy_(self.bias[:c])
+            dst.running_mean.copy_(self.running_mean[:c])
+            dst.running_var.copy_(self.running_var[:c])
+        dst.eps = self.eps
+
+
+class ElasticLinear(nn.Module):
+    """A linear layer whose active weight is ``weight[:, :in]`` (``in`` read from x)."""
+
+    is_elastic_linear = True
+
+    def __init__(self, in_max: int, out_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_max))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        self.register_buffer("act_clip", torch.ones(2))
+        self.register_buffer("clip_initialised", torch.zeros(2, dtype=torch.bool))
+
+    def forward(self, x: torch.Tensor, w_bits: int | None, a_bits: int | None, mode: _Mode) -> torch.Tensor:
+        w = self.weight[:, : x.shape[1]]
+        if mode.noise > 0:
+            w = add_weight_noise(w, mode.noise)
+        if a_bits is not None:
+            clip = self.act_clip[0]
+            if mode.update_clip:
+                update_clip(clip, x, self.clip_initialised[0], mode.clip_momentum)
+            x = fake_quant_act(x, a_bits, clip, False)
+        if w_bits is not None:
+            w = fake_quant_weight(w, w_bits)
+        return F.linear(x, w, self.bias)
+
+    def copy_to(self, dst: nn.Linear) -> None:
+        with torch.no_grad():
+            dst.weight.copy_(self.weight[:, : dst.in_features])
+            dst.bias.copy_(self.bias)
+            if hasattr(dst, "act_clip"):
+                dst.act_clip.copy_(self.act_clip[0])
+                dst.clip_initialised.copy_(self.clip_initialised[0])

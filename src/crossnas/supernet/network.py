@@ -1,0 +1,218 @@
+"""The weight-sharing supernet (single-path one-shot).
+
+Layout: for each choice layer ``i`` and each non-skip block type ``b`` one elastic
+block ``blocks[i][b]`` holding max-size weights (``max(widths)`` outputs; inputs
+``C_in`` for layer 0, else ``max(C_in, max(widths))``). Blocks of different types do
+not share weights; widths of the same block share by output-channel prefix. The head
+is shared by all paths (its first FC is sliced on its input features, which come out
+channel-major, so a prefix of features = a prefix of channels).
+
+``net(x, spec)`` runs exactly the path ``spec``; nothing about the path is stored.
+In ``train()`` mode BatchNorm uses batch statistics (updating the sliced running
+stats), clips are EMA-updated, dropout and the configured weight noise are active; in
+``eval()`` mode everything is frozen. :meth:`Supernet.recalibrate` re-estimates one
+path's BN statistics and activation clips on given batches, and :meth:`Supernet.extract`
+copies one path into a :class:`StaticNet` whose eval output equals ``net(x, spec)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crossnas.config.space import SpaceConfig
+from crossnas.quant.modules import CLIP_MOMENTUM
+from crossnas.space.arch import ArchSpec, LayerSpec, max_pools
+from crossnas.supernet.elastic import EVAL_MODE, ElasticBatchNorm2d, ElasticConv2d, ElasticLinear, _Mode
+from crossnas.supernet.static import (
+    ResidualBlock,
+    StaticNet,
+    VGGBlock,
+    build_static,
+    head_out_hw,
+    head_pool_kernel,
+    init_weights,
+)
+
+
+class ElasticVGG(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN-ReLU(-maxpool2x2) with elastic width."""
+
+    def __init__(self, in_max: int, out_max: int, pool: bool) -> None:
+        super().__init__()
+        self.pool = pool
+        self.conv1 = ElasticConv2d(in_max, out_max, 3, 1)
+        self.bn1 = ElasticBatchNorm2d(out_max)
+        self.conv2 = ElasticConv2d(out_max, out_max, 3, 1)
+        self.bn2 = ElasticBatchNorm2d(out_max)
+
+    def forward(self, x: torch.Tensor, layer: LayerSpec, wb: int | None, ab: int | None, signed: bool, mode: _Mode) -> torch.Tensor:
+        out = layer.width
+        x = F.relu(self.bn1(self.conv1(x, out, wb, ab, signed, mode), mode))
+        x = F.relu(self.bn2(self.conv2(x, out, wb, ab, False, mode), mode))
+        return F.max_pool2d(x, 2, 2) if self.pool else x
+
+    def copy_to(self, dst: VGGBlock, signed: bool) -> None:
+        self.conv1.copy_to(dst.conv1, signed)
+        self.bn1.copy_to(dst.bn1)
+        self.conv2.copy_to(dst.conv2, False)
+        self.bn2.copy_to(dst.bn2)
+
+
+class ElasticResidual(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN + 1x1 conv-BN shortcut of the input, sum, ReLU."""
+
+    def __init__(self, in_max: int, out_max: int) -> None:
+        super().__init__()
+        self.conv1 = ElasticConv2d(in_max, out_max, 3, 1)
+        self.bn1 = ElasticBatchNorm2d(out_max)
+        self.conv2 = ElasticConv2d(out_max, out_max, 3, 1)
+        self.bn2 = ElasticBatchNorm2d(out_max)
+        self.shortcut = ElasticConv2d(in_max, out_max, 1, 0)
+        self.bn_sc = ElasticBatchNorm2d(out_max)
+
+    def forward(self, x: torch.Tensor, layer: LayerSpec, wb: int | None, ab: int | None, signed: bool, mode: _Mode) -> torch.Tensor:
+        out = layer.width
+        y = F.relu(self.bn1(self.conv1(x, out, wb, ab, signed, mode), mode))
+        y = self.bn2(self.conv2(y, out, wb, ab, False, mode), mode)
+        return F.relu(y + self.bn_sc(self.shortcut(x, out, wb, ab, signed, mode), mode))
+
+    def copy_to(self, dst: ResidualBlock, signed: bool) -> None:
+        self.conv1.copy_to(dst.conv1, signed)
+        self.bn1.copy_to(dst.bn1)
+        self.conv2.copy_to(dst.conv2, False)
+        self.bn2.copy_to(dst.bn2)
+        self.shortcut.copy_to(dst.shortcut, signed)
+        self.bn_sc.copy_to(dst.bn_sc)
+
+
+class ElasticHead(nn.Module):
+    """Average pool to ``pool`` x ``pool`` (kernel = map // pool), FC layers, dropout."""
+
+    def __init__(self, space: SpaceConfig, in_max: int, n_classes: int) -> None:
+        super().__init__()
+        self.pool = space.head.pool
+        self.dropout = space.head.dropout
+        sizes = [in_max, *space.head.fc, n_classes]
+        self.fcs = nn.ModuleList(ElasticLinear(sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1))
+
+    def forward(self, x: torch.Tensor, wb: int | None, ab: int | None, mode: _Mode) -> torch.Tensor:
+        k = head_pool_kernel(x.shape[-1], self.pool)
+        if k > 1:
+            x = F.avg_pool2d(x, k, k)
+        x = torch.flatten(x, 1)
+        last = len(self.fcs) - 1
+        for i, fc in enumerate(self.fcs):
+            x = fc(x, wb, ab, mode)
+            if i < last:
+                x = F.dropout(F.relu(x), self.dropout, mode.dropout)
+        return x
+
+
+class Supernet(nn.Module):
+    """All architectures of a space in one network; ``net(x, spec)`` runs one path.
+
+    Args:
+        space: the search space.
+        input_shape: ``(C, H, W)`` of one image.
+        n_classes: number of classes.
+        weight_noise: relative Gaussian weight noise σ applied in training forwards
+            (0 = off), on the float weights before fake quantization.
+
+    Attributes:
+        space, input_shape, n_classes, weight_noise: as given.
+        blocks: ``nn.ModuleList`` over choice layers of ``nn.ModuleDict`` block type →
+            elastic block (no entry for ``skip``).
+        head: the shared classifier head.
+    """
+
+    def __init__(
+        self, space: SpaceConfig, input_shape: tuple[int, int, int], n_classes: int, *, weight_noise: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.space = space
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.n_classes = int(n_classes)
+        self.weight_noise = float(weight_noise)
+        c_in, hw = self.input_shape[0], self.input_shape[1]
+        w_max = space.max_width
+        self.blocks = nn.ModuleList()
+        for i in range(space.n_layers):
+            in_max = c_in if i == 0 else max(c_in, w_max)
+            d = nn.ModuleDict()
+            for b in space.blocks:
+                if b in ("vgg", "vgg_nopool"):
+                    d[b] = ElasticVGG(in_max, w_max, pool=b == "vgg")
+                elif b == "residual":
+                    d[b] = ElasticResidual(in_max, w_max)
+            self.blocks.append(d)
+        n_pool_max = max_pools(hw, space.head.pool) if "vgg" in space.blocks else 0
+        q = max(head_out_hw(hw >> p, space.head.pool) for p in range(n_pool_max + 1))
+        self.head = ElasticHead(space, w_max * q * q, n_classes)
+        init_weights(self)
+
+    # ---- forward ------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
+        """Logits ``(B, n_classes)`` of the path ``spec`` for images ``(B, C, H, W)``."""
+        if self.training:
+            mode = _Mode(True, 0.1, True, CLIP_MOMENTUM, True, self.weight_noise)
+        else:
+            mode = EVAL_MODE
+        return self._run(x, spec, mode)
+
+    def _run(self, x: torch.Tensor, spec: ArchSpec, mode: _Mode) -> torch.Tensor:
+        if len(spec.layers) != len(self.blocks):
+            raise ValueError(f"arch has {len(spec.layers)} layers, the supernet {len(self.blocks)}")
+        quant = self.space.quantize
+        signed = True
+        for layer, d in zip(spec.layers, self.blocks):
+            if layer.block == "skip":
+                continue
+            wb, ab = (layer.w_bits, layer.a_bits) if quant else (None, None)
+            x = d[layer.block](x, layer, wb, ab, signed, mode)
+            signed = False
+        hb = (self.space.head_w_bits, self.space.head_a_bits) if quant else (None, None)
+        return self.head(x, hb[0], hb[1], mode)
+
+    @torch.no_grad()
+    def recalibrate(self, spec: ArchSpec, batches: Iterable[torch.Tensor]) -> None:
+        """Re-estimates the BN statistics and activation clips of path ``spec``.
+
+        Each batch runs with batch-statistics BN and cumulative averaging (momentum
+        ``1/(i+1)`` for batch ``i``), so the result is the mean over the batches of the
+        batch mean/variance/max|x|, independent of earlier values. Dropout and weight
+        noise are off. Only the path's slices change.
+
+        Args:
+            spec: the path.
+            batches: input batches ``(B, C, H, W)`` on the supernet's device.
+        """
+        for i, xb in enumerate(batches):
+            m = 1.0 / (i + 1)
+            self._run(xb, spec, _Mode(True, m, True, m, False, 0.0))
+
+    # ---- extraction -----------------------------------------------------------------------
+    def extract(self, spec: ArchSpec) -> StaticNet:
+        """A static copy of path ``spec`` (eval mode, on the supernet's device).
+
+        The copy's eval output equals ``net.eval()(x, spec)`` (same ops on the same values).
+
+        Raises:
+            CrossnasError: ``spec`` is not valid for this space and input size.
+        """
+        static = build_static(spec, self.space, self.input_shape, self.n_classes)
+        it = iter(static.features)
+        signed = True
+        for layer, d in zip(spec.layers, self.blocks):
+            if layer.block == "skip":
+                continue
+            d[layer.block].copy_to(next(it), signed)
+            signed = False
+        fcs = [m for m in static.head if isinstance(m, nn.Linear)]
+        for src, dst in zip(self.head.fcs, fcs):
+            src.copy_to(dst)
+        dev = next(self.parameters()).device
+        return static.to(dev).eval()
