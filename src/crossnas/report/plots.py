@@ -47,23 +47,26 @@ def plot_pareto(
     groups = sorted({p.get(color_key) for p in [*points, *front]}, key=lambda v: (v is None, v))
     cmap = plt.get_cmap("viridis", max(len(groups), 1))
     for i, g in enumerate(groups):
+        name = f"{g}×{g}" if g else "n/a"
         pts = [p for p in points if p.get(color_key) == g]
-        if pts:
-            ax.scatter([p[x_key] for p in pts], [100 * p["accuracy"] for p in pts], s=10, alpha=0.18,
-                       color=cmap(i), linewidths=0)
         fr = [p for p in front if p.get(color_key) == g]
+        if pts:
+            ax.scatter([p[x_key] for p in pts], [100 * p["accuracy"] for p in pts], s=10, alpha=0.25,
+                       color=cmap(i), linewidths=0, label=None if fr else f"{name} (not on front)")
         if fr:
             ax.scatter([p[x_key] for p in fr], [100 * p["accuracy"] for p in fr], s=38, alpha=0.95,
-                       color=cmap(i), edgecolors="black", linewidths=0.6, label=f"{g}×{g}" if g else "n/a")
+                       color=cmap(i), edgecolors="black", linewidths=0.6, label=name)
     if front:
         fr_sorted = sorted(front, key=lambda p: p[x_key])
         ax.plot([p[x_key] for p in fr_sorted], [100 * p["accuracy"] for p in fr_sorted], color="black",
                 linewidth=0.8, alpha=0.6, drawstyle="steps-post")
-    for h in highlights:
-        ax.scatter([h[x_key]], [100 * h["accuracy"]], marker="*", s=180, color="crimson", edgecolors="black",
-                   linewidths=0.6, zorder=5)
-        ax.annotate(str(h.get("label", "")), (h[x_key], 100 * h["accuracy"]), textcoords="offset points",
-                    xytext=(8, -12), fontsize=8, color="crimson")
+    merged: dict[tuple[float, float], list[str]] = {}
+    for h in highlights:  # winners at the same point share one marker and one label
+        merged.setdefault((h[x_key], 100 * h["accuracy"]), []).append(str(h.get("label", "")))
+    for k, ((x, y), labels) in enumerate(merged.items()):
+        ax.scatter([x], [y], marker="*", s=180, color="crimson", edgecolors="black", linewidths=0.6, zorder=5)
+        ax.annotate(", ".join(labels), (x, y), textcoords="offset points", xytext=(8, -12 - 11 * k),
+                    fontsize=8, color="crimson")
     if points or front:
         vals = [p[x_key] for p in [*points, *front] if p[x_key] > 0]
         if vals and max(vals) / min(vals) > 20:
