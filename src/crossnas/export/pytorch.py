@@ -127,7 +127,7 @@ class Net(nn.Module):
         h = cfg["head"]
         mods = []
         if h["pool_kernel"] > 1:
-            mods.append(("pool", nn.MaxPool2d(h["pool_kernel"], h["pool_kernel"])))
+            mods.append(("pool", nn.AvgPool2d(h["pool_kernel"], h["pool_kernel"])))
         mods.append(("flatten", nn.Flatten()))
         sizes = h["sizes"]
         for i in range(len(sizes) - 1):
