@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--kendall", type=int, default=0, help="subnets trained from scratch for Kendall tau (0 = skip)")
     ap.add_argument("--scratch-epochs", type=int, default=30)
     ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--supernet", default=None, help="reuse a trained supernet run dir (e.g. runs/digits/supernet)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -37,13 +38,20 @@ def main() -> None:
     from crossnas.supernet import SubnetScorer, build_static
     from crossnas.train import train_static, train_supernet
 
-    cfg = SupernetRunConfig.from_file(args.config, parse_set_options(args.set))
-    data = load_data(cfg.data)
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        res = train_supernet(cfg, Path(tmp) / "run", data=data)
-        train_s = time.perf_counter() - t0
-    net = res.model
+    if args.supernet:
+        from crossnas.train import load_supernet
+
+        run = load_supernet(args.supernet)
+        cfg, net, train_s = run.config, run.net, float("nan")
+        data = load_data(cfg.data)
+    else:
+        cfg = SupernetRunConfig.from_file(args.config, parse_set_options(args.set))
+        data = load_data(cfg.data)
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            res = train_supernet(cfg, Path(tmp) / "run", data=data)
+            train_s = time.perf_counter() - t0
+        net = res.model
     scorer = SubnetScorer(net, data, bn_batches=cfg.train.val_bn_batches, batch_size=cfg.data.batch_size)
     rng = np.random.default_rng(12345)
     specs = [random_arch(cfg.space, rng, data.input_hw) for _ in range(args.n_random)]

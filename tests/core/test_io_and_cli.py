@@ -11,7 +11,14 @@ import torch
 from crossnas.cli.main import main
 from crossnas.config.loading import apply_overrides, parse_set_options
 from crossnas.errors import CrossnasError
-from crossnas.utils.io import atomic_open, load_torch, read_json, save_torch, stable_hash, write_json
+from crossnas.utils.io import (
+    atomic_open,
+    load_torch,
+    read_json,
+    save_torch,
+    stable_hash,
+    write_json,
+)
 
 
 def test_failed_write_leaves_old_file_untouched(tmp_path: Path) -> None:

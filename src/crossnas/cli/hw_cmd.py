@@ -29,10 +29,10 @@ def _load_network_arg(network: str) -> dict[str, Any]:
 
 
 def _render(report: dict[str, Any], title: str) -> None:
+    import sys
+
     from rich.console import Console
     from rich.table import Table
-
-    import sys
 
     # Piped output gets a wide console so the per-layer table is not cut to 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=140)

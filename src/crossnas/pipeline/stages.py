@@ -111,41 +111,22 @@ def _winners(ctx: PipelineContext) -> list[dict[str, Any]]:
 
 
 def stage_retrain(ctx: PipelineContext) -> dict[str, Any]:
-    import torch
-
-    from crossnas.config.train import TrainConfig
-    from crossnas.hw import cost_network  # noqa: F401  (import check: fail early, before training)
+    from crossnas.pipeline.retrain import retrain_spec
     from crossnas.pipeline.run import winner_hardware
-    from crossnas.supernet import build_static
     from crossnas.supernet.modeldir import save_model_dir
-    from crossnas.train import train_static
 
-    cfg = ctx.cfg
-    data = ctx.data
-    train_cfg = TrainConfig.model_validate(cfg.retrain.model_dump(exclude={"winners"}))
+    cfg, data = ctx.cfg, ctx.data
     trained: dict[str, Any] = {}
     labels = []
     for i, w in enumerate(_winners(ctx)):
         label = winner_label(float(w["w_acc"]))
         labels.append(label)
         spec = ArchSpec.from_string(w["arch"])
-        if w["arch"] not in trained:
-            torch.manual_seed(cfg.seed * 1000 + 17)
-            module = build_static(spec, cfg.space, tuple(data.input_shape), data.n_classes)
-            res = train_static(module, data, train_cfg, data_cfg=cfg.data, seed=cfg.seed,
-                               out_dir=ctx.paths.retrain / label, resume=True, progress=ctx.progress)
-            trained[w["arch"]] = (res.model.eval(), res.extra)
-        module, extra = trained[w["arch"]]
-        metrics = {
-            "w_acc": w["w_acc"],
-            "quantized_val_accuracy": extra.get("val_acc"),
-            "quantized_test_accuracy": extra.get("test_acc"),
-            "search": {"fitness": w.get("fitness"), **w.get("metrics", {})},
-            "retrained_from_scratch": True,
-            "retrain_epochs": train_cfg.epochs,
-            "weight_noise": train_cfg.weight_noise,
-        }
-        save_model_dir(ctx.paths.winners / label, module.cpu(), spec=spec, space=cfg.space,
+        if w["arch"] not in trained:  # winners of several w_acc may share a network
+            trained[w["arch"]] = retrain_spec(cfg, spec, data, ctx.paths.retrain / label, progress=ctx.progress)
+        module, metrics = trained[w["arch"]]
+        metrics = {"w_acc": w["w_acc"], **metrics, "search": {"fitness": w.get("fitness"), **w.get("metrics", {})}}
+        save_model_dir(ctx.paths.winners / label, module, spec=spec, space=cfg.space,
                        input_shape=tuple(data.input_shape), n_classes=data.n_classes, data_cfg=cfg.data,
                        hardware=winner_hardware(w), metrics=metrics)
         if i == 0:

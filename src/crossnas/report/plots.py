@@ -91,13 +91,13 @@ def plot_breakdown(components: Mapping[str, Mapping[str, float]], path: str | Pa
     panels = [(k, lab) for k, lab in (("energy_mJ", "energy (mJ per image)"), ("area_mm2", "area (mm²)"))
               if components.get(k)]
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(10, 3.8), squeeze=False)
-    for ax, (key, label) in zip(axes[0], panels):
+    for ax, (key, label) in zip(axes[0], panels, strict=False):
         items = sorted(((n, v) for n, v in components[key].items() if n != "total"), key=lambda t: t[1])
         total = sum(v for _, v in items) or 1.0
         names = [n for n, _ in items]
         vals = [v for _, v in items]
         bars = ax.barh(names, vals, color="#4c72b0")
-        for b, v in zip(bars, vals):
+        for b, v in zip(bars, vals, strict=True):
             ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {100 * v / total:.1f}%", va="center",
                     fontsize=8)
         ax.set_xlabel(label)

@@ -26,7 +26,13 @@ from torch import nn
 from crossnas.config.space import SpaceConfig
 from crossnas.quant.modules import CLIP_MOMENTUM
 from crossnas.space.arch import ArchSpec, LayerSpec, max_pools
-from crossnas.supernet.elastic import EVAL_MODE, ElasticBatchNorm2d, ElasticConv2d, ElasticLinear, _Mode
+from crossnas.supernet.elastic import (
+    EVAL_MODE,
+    ElasticBatchNorm2d,
+    ElasticConv2d,
+    ElasticLinear,
+    _Mode,
+)
 from crossnas.supernet.static import (
     ResidualBlock,
     StaticNet,
