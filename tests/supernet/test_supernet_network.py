@@ -209,3 +209,33 @@ def test_invalid_specs_are_rejected() -> None:
     scorer = SubnetScorer(net, _bundle(), bn_batches=1, batch_size=16)
     with pytest.raises(CrossnasError):
         scorer.score(ArchSpec.from_string("S-S-S"))
+
+
+@pytest.mark.parametrize("arch", ["V8w5a6-v4w3a4-R8w5a4", "R8w5a6-R4w3a6-V8w3a4", "S-v8w3a4-R4w5a6"])
+def test_channels_last_batches_train_the_same(arch: str) -> None:
+    """train.channels_last only changes the memory layout: a training step on NHWC
+    batches gives the outputs, gradients and BN statistics of the NCHW step."""
+    space = SpaceConfig(n_layers=3, widths=(4, 8), head={"fc": (12,)}, quantize=False)
+    spec = ArchSpec.from_string(arch)
+    torch.manual_seed(0)
+    a = Supernet(space, (3, 8, 8), 10).train()
+    b = Supernet(space, (3, 8, 8), 10).train()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(16, 3, 8, 8)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    assert not xc.is_contiguous() and xc.is_contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(1)
+    out_a = a(x, spec)
+    torch.manual_seed(1)  # same dropout mask
+    out_b = b(xc, spec)
+    assert torch.allclose(out_a, out_b, atol=1e-5)
+    out_a.square().sum().backward()
+    out_b.square().sum().backward()
+    grads = [(n, p.grad, q.grad) for (n, p), q in zip(a.named_parameters(), b.parameters(), strict=True)]
+    assert any(ga is not None for _, ga, _ in grads)
+    for n, ga, gb in grads:
+        assert (ga is None) == (gb is None), n
+        if ga is not None:
+            assert torch.allclose(ga, gb, atol=1e-4, rtol=1e-4), n
+    for (n, va), vb in zip(a.named_buffers(), b.buffers(), strict=True):
+        assert torch.allclose(va.float(), vb.float(), atol=1e-5), n

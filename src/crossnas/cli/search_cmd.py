@@ -6,50 +6,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from crossnas.errors import CrossnasError
-
-
-def _progress_display(enabled: bool) -> tuple[Any, Any]:
-    """A rich progress bar on stderr and its update callback (both ``None`` when disabled)."""
-    if not enabled:
-        return None, None
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    prog = Progress(
-        TextColumn("[bold]search[/] gen {task.fields[gen]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[best]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    )
-    task = prog.add_task("search", total=None, gen="-", best="")
-    state: dict[str, str] = {"best": ""}
-
-    def update(info: Any) -> None:
-        if info.best_fitness is not None:
-            state["best"] = f"best fitness {info.best_fitness:.3f}"
-        elif info.front_size is not None:
-            state["best"] = f"front {info.front_size}"
-        prog.update(task, completed=info.evaluated, total=max(info.expected, info.evaluated),
-                    gen=f"{info.generation + 1}/{info.generations}", best=state["best"])
-
-    return prog, update
 
 
 def search(
@@ -78,7 +38,9 @@ def search(
         from dataclasses import replace
 
         spec = replace(spec, threads=1)
-    prog, update = _progress_display(not no_progress and sys.stderr.isatty())
+    from crossnas.search.progress import progress_display
+
+    prog, update = progress_display(not no_progress and sys.stderr.isatty())
     if prog is not None:
         prog.start()
     try:

@@ -74,9 +74,10 @@ def register(app: typer.Typer) -> None:
         rng = np.random.default_rng(seed)
         specs += [random_arch(run.config.space, rng, data.input_hw) for _ in range(random)]
         scorer = SubnetScorer(run.net, data, bn_batches=bn_batches, batch_size=run.config.data.batch_size,
-                              eval_batch_size=run.config.data.eval_batch_size, seed=seed)
+                              eval_batch_size=run.config.data.eval_batch_size, seed=seed,
+                              channels_last=run.config.train.channels_last)
         accs = scorer.score_many(specs)
-        rows = [{"arch": str(s), "val_acc": a} for s, a in zip(specs, accs)]
+        rows = [{"arch": str(s), "val_acc": a} for s, a in zip(specs, accs, strict=True)]
         if as_json:
             typer.echo(json.dumps({"run": str(run_dir), "finished": run.finished, "results": rows}, indent=2))
             return

@@ -70,9 +70,9 @@ def load_cifar_bundle(cfg: DataConfig) -> DataBundle:
     missing = [f for f in expected_files(cfg.dataset) if not (root / f).is_file()]
     if missing:
         raise _missing(cfg.dataset, root, f"missing {', '.join(missing)}")
-    xs, ys = zip(*(_read_batch(base / f, label_key, cfg.dataset, root) for f in train_files))
+    xs, ys = zip(*(_read_batch(base / f, label_key, cfg.dataset, root) for f in train_files), strict=True)
     x_all, y_all = np.concatenate(xs), np.concatenate(ys)
-    tx, ty = zip(*(_read_batch(base / f, label_key, cfg.dataset, root) for f in test_files))
+    tx, ty = zip(*(_read_batch(base / f, label_key, cfg.dataset, root) for f in test_files), strict=True)
     x_test, y_test = np.concatenate(tx), np.concatenate(ty)
     if y_all.min(initial=0) < 0 or max(y_all.max(initial=0), y_test.max(initial=0)) >= n_classes:
         raise _missing(cfg.dataset, root, f"labels outside 0..{n_classes - 1}")

@@ -55,9 +55,9 @@ def stage_search(ctx: PipelineContext) -> dict[str, Any]:
     update = None
     prog = None
     if ctx.progress:
-        from crossnas.cli.search_cmd import _progress_display
+        from crossnas.search.progress import progress_display
 
-        prog, update = _progress_display(True)
+        prog, update = progress_display(True)
         prog.start()
     try:
         result = run_search(loaded.problem, loaded.evaluator, ctx.paths.search, progress=update,

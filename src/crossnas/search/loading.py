@@ -75,7 +75,7 @@ class EvaluatorSpec:
         subset = acc.val_subset
         if subset is None and acc.fidelity == "pim":
             subset = PIM_DEFAULT_SUBSET
-        kwargs: dict[str, Any] = {"device": self.device}
+        kwargs: dict[str, Any] = {"device": self.device, "channels_last": run.config.train.channels_last}
         if acc.bn_batches is not None:
             kwargs["bn_batches"] = acc.bn_batches
         if acc.batch_size is not None:

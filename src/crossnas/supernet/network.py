@@ -57,8 +57,9 @@ class ElasticVGG(nn.Module):
 
     def forward(self, x: torch.Tensor, layer: LayerSpec, wb: int | None, ab: int | None, signed: bool, mode: _Mode) -> torch.Tensor:
         out = layer.width
-        x = F.relu(self.bn1(self.conv1(x, out, wb, ab, signed, mode), mode))
-        x = F.relu(self.bn2(self.conv2(x, out, wb, ab, False, mode), mode))
+        # In-place ReLU: BN's backward needs its input, not its output.
+        x = F.relu(self.bn1(self.conv1(x, out, wb, ab, signed, mode), mode), inplace=True)
+        x = F.relu(self.bn2(self.conv2(x, out, wb, ab, False, mode), mode), inplace=True)
         return F.max_pool2d(x, 2, 2) if self.pool else x
 
     def copy_to(self, dst: VGGBlock, signed: bool) -> None:
@@ -82,9 +83,9 @@ class ElasticResidual(nn.Module):
 
     def forward(self, x: torch.Tensor, layer: LayerSpec, wb: int | None, ab: int | None, signed: bool, mode: _Mode) -> torch.Tensor:
         out = layer.width
-        y = F.relu(self.bn1(self.conv1(x, out, wb, ab, signed, mode), mode))
+        y = F.relu(self.bn1(self.conv1(x, out, wb, ab, signed, mode), mode), inplace=True)
         y = self.bn2(self.conv2(y, out, wb, ab, False, mode), mode)
-        return F.relu(y + self.bn_sc(self.shortcut(x, out, wb, ab, signed, mode), mode))
+        return F.relu(y + self.bn_sc(self.shortcut(x, out, wb, ab, signed, mode), mode), inplace=True)
 
     def copy_to(self, dst: ResidualBlock, signed: bool) -> None:
         self.conv1.copy_to(dst.conv1, signed)
@@ -174,7 +175,7 @@ class Supernet(nn.Module):
             raise ValueError(f"arch has {len(spec.layers)} layers, the supernet {len(self.blocks)}")
         quant = self.space.quantize
         signed = True
-        for layer, d in zip(spec.layers, self.blocks):
+        for layer, d in zip(spec.layers, self.blocks, strict=True):
             if layer.block == "skip":
                 continue
             wb, ab = (layer.w_bits, layer.a_bits) if quant else (None, None)
@@ -212,13 +213,13 @@ class Supernet(nn.Module):
         static = build_static(spec, self.space, self.input_shape, self.n_classes)
         it = iter(static.features)
         signed = True
-        for layer, d in zip(spec.layers, self.blocks):
+        for layer, d in zip(spec.layers, self.blocks, strict=True):
             if layer.block == "skip":
                 continue
             d[layer.block].copy_to(next(it), signed)
             signed = False
         fcs = [m for m in static.head if isinstance(m, nn.Linear)]
-        for src, dst in zip(self.head.fcs, fcs):
+        for src, dst in zip(self.head.fcs, fcs, strict=True):
             src.copy_to(dst)
         dev = next(self.parameters()).device
         return static.to(dev).eval()

@@ -35,6 +35,7 @@ class SubnetScorer:
         eval_batch_size: validation batch size.
         device: where to score; ``None`` = the supernet's device. The supernet is moved.
         seed: picks the (fixed) recalibration images.
+        channels_last: keep the batches NHWC (faster convolutions on CPU and GPU).
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class SubnetScorer:
         eval_batch_size: int = 1024,
         device: str | torch.device | None = None,
         seed: int = 0,
+        channels_last: bool = True,
     ) -> None:
         if bn_batches < 1 or batch_size < 1 or eval_batch_size < 1:
             raise CrossnasError("scorer: bn_batches, batch_size and eval_batch_size must be >= 1")
@@ -60,11 +62,14 @@ class SubnetScorer:
         if n >= bn_batches * batch_size:
             idx = idx[: bn_batches * batch_size]
         # Recalibration batches: fixed, on the device, cut once.
+        fmt = torch.channels_last if channels_last and data.train_x.dim() == 4 else torch.contiguous_format
         xs = data.train_x[idx].to(dev)
-        self._bn_batches = [b for b in torch.split(xs, batch_size) if len(b) > 1][:bn_batches]
+        self._bn_batches = [
+            b.contiguous(memory_format=fmt) for b in torch.split(xs, batch_size) if len(b) > 1
+        ][:bn_batches]
         self._val = [
-            (xb.to(dev), yb.to(dev))
-            for xb, yb in zip(torch.split(data.val_x, eval_batch_size), torch.split(data.val_y, eval_batch_size))
+            (xb.to(dev).contiguous(memory_format=fmt), yb.to(dev))
+            for xb, yb in zip(torch.split(data.val_x, eval_batch_size), torch.split(data.val_y, eval_batch_size), strict=True)
         ]
         self._n_val = len(data.val_y)
         self._snapshot = {k: v.detach().clone() for k, v in net.named_buffers()}

@@ -67,7 +67,7 @@ RUN_JSON = "run.json"
 METRICS = "metrics.json"
 LOG_FILE = "train.log"
 # Config fields that may change between a run and its resume (they don't change results).
-_RESUME_FREE = {("train", "device"), ("train", "threads"), ("train", "log_every")}
+_RESUME_FREE = {("train", "device"), ("train", "threads"), ("train", "log_every"), ("train", "channels_last")}
 
 
 @dataclass
@@ -211,7 +211,7 @@ def _weight_noise(params: list[nn.Parameter], sigma: float):  # type: ignore[no-
         yield
     finally:
         with torch.no_grad():
-            for p, s in zip(params, saved):
+            for p, s in zip(params, saved, strict=True):
                 p.copy_(s)
 
 
@@ -223,7 +223,7 @@ def evaluate_accuracy(
     if len(y) == 0:
         return float("nan")
     correct = 0
-    for xb, yb in zip(torch.split(x, batch_size), torch.split(y, batch_size)):
+    for xb, yb in zip(torch.split(x, batch_size), torch.split(y, batch_size), strict=True):
         correct += int((forward(xb).argmax(1) == yb).sum().item())
     return correct / len(y)
 
@@ -371,6 +371,8 @@ class _Loop:
 
     def _step(self, xb: torch.Tensor, yb: torch.Tensor, spec: ArchSpec | None) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
+        if cfg.channels_last and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
         ac = torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext()
         with _weight_noise(self.noise_params, cfg.weight_noise):
             with ac:
@@ -481,7 +483,8 @@ def train_supernet(
             hw = bundle.input_hw
             specs = validation_specs(cfg, hw, tc.val_subnets) if ctx.is_main else []
             scorer = (SubnetScorer(net, bundle, bn_batches=tc.val_bn_batches, batch_size=cfg.data.batch_size,
-                                   eval_batch_size=cfg.data.eval_batch_size, device=device, seed=cfg.seed)
+                                   eval_batch_size=cfg.data.eval_batch_size, device=device, seed=cfg.seed,
+                                   channels_last=tc.channels_last)
                       if specs else None)
 
             def validate() -> dict[str, Any]:
