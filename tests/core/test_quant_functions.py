@@ -16,6 +16,7 @@ from crossnas.quant import (
     quantize_weight_int,
     weight_qmax,
 )
+from crossnas.quant.functions import act_step, weight_step
 
 
 @given(bits=st.integers(2, 12), seed=st.integers(0, 10_000))
@@ -70,3 +71,39 @@ def test_quant_layers_calibrate_clip_in_train_and_freeze_in_eval() -> None:
     lin = QuantLinear(4, 2, w_bits=None, a_bits=None)
     xl = torch.randn(3, 4)
     assert torch.allclose(lin(xl), torch.nn.functional.linear(xl, lin.weight, lin.bias))
+
+
+def _reference_fake_quant(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """The textbook composition: clamp, then round with a straight-through gradient."""
+    y = torch.clamp(x / step, lo, hi)
+    return (y + (torch.round(y) - y).detach()) * step
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), bits=st.integers(2, 9), signed=st.booleans())
+def test_fused_fake_quant_equals_the_textbook_composition(seed: int, bits: int, signed: bool) -> None:
+    """One autograd node, same values (bit for bit) and same gradients as clamp + round-STE."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(64, generator=g) * 2).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    clip = torch.tensor(1.5)
+    q = act_qmax(bits, signed)
+    out = fake_quant_act(x, bits, clip, signed)
+    ref = _reference_fake_quant(x_ref, act_step(clip, bits, signed), -q if signed else 0, q)
+    assert torch.equal(out, ref)
+    w = torch.randn(8, 3, 3, 3, generator=g, requires_grad=True)
+    w_ref = w.detach().clone().requires_grad_()
+    wq = fake_quant_weight(w, bits)
+    step = weight_step(w_ref, bits).detach()
+    wqmax = weight_qmax(bits)
+    r = w_ref / step  # weights: round with a straight-through gradient, then clamp
+    w_ref_q = torch.clamp(r + (torch.round(r) - r).detach(), -wqmax, wqmax) * step
+    assert torch.equal(wq, w_ref_q)
+    up = torch.randn(64, generator=g)
+    (out * up).sum().backward()
+    (ref * up).sum().backward()
+    assert torch.allclose(x.grad, x_ref.grad, rtol=1e-6, atol=0)
+    wup = torch.randn(8, 3, 3, 3, generator=g)
+    (wq * wup).sum().backward()
+    (w_ref_q * wup).sum().backward()
+    assert torch.allclose(w.grad, w_ref.grad, rtol=1e-6, atol=0)

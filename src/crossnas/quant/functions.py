@@ -17,10 +17,6 @@ def act_qmax(bits: int, signed: bool) -> int:
     return (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
 
 
-def _round_ste(x: torch.Tensor) -> torch.Tensor:
-    return x + (torch.round(x) - x).detach()
-
-
 def weight_step(w: torch.Tensor, bits: int) -> torch.Tensor:
     """Per-output-channel step, shape ``(C_out, 1, ...)`` broadcastable to ``w``."""
     dims = tuple(range(1, w.dim()))
@@ -40,13 +36,27 @@ def quantize_weight_int(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch
     return torch.clamp(torch.round(w / step), -q, q), step
 
 
+class _FakeQuantWeight(torch.autograd.Function):
+    """``round(w / step) * step`` forward, identity backward (the straight-through
+    estimator; the clamp to ``±qmax`` never binds because ``step = max|w| / qmax``).
+    One graph node instead of seven: the ops are cheap, their dispatch is not, on the
+    small layers of digits-scale training."""
+
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, bits: int) -> torch.Tensor:  # type: ignore[override]
+        q, step = weight_qmax(bits), weight_step(w, bits)
+        return torch.clamp(torch.round(w / step), -q, q).mul_(step)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return grad, None
+
+
 def fake_quant_weight(w: torch.Tensor, bits: int | None) -> torch.Tensor:
     """Quantize-dequantize ``w`` with STE gradients; ``bits=None`` returns ``w``."""
     if bits is None:
         return w
-    step = weight_step(w, bits)
-    q = weight_qmax(bits)
-    return torch.clamp(_round_ste(w / step), -q, q) * step
+    return _FakeQuantWeight.apply(w, bits)
 
 
 def act_step(clip: torch.Tensor, bits: int, signed: bool) -> torch.Tensor:
@@ -64,16 +74,30 @@ def quantize_act_int(
     return torch.clamp(torch.round(x / step), lo, q), step
 
 
+class _FakeQuantAct(torch.autograd.Function):
+    """``round(clamp(x / step, lo, hi)) * step`` forward; backward passes the gradient
+    where ``lo <= x / step <= hi`` (the clamp's own rule, bounds included) and zeroes it
+    outside (the STE through the rounding)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, step: torch.Tensor, lo: int, hi: int) -> torch.Tensor:  # type: ignore[override]
+        y = x / step
+        ctx.save_for_backward((y >= lo) & (y <= hi))
+        return torch.round(y.clamp_(lo, hi)).mul_(step)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:  # type: ignore[override]
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None, None
+
+
 def fake_quant_act(x: torch.Tensor, bits: int | None, clip: torch.Tensor, signed: bool) -> torch.Tensor:
     """Quantize-dequantize activations with STE (gradient passes inside the clip range)."""
     if bits is None:
         return x
-    step = act_step(clip, bits, signed)
+    step = act_step(clip, bits, signed).detach()
     q = act_qmax(bits, signed)
-    lo = -q if signed else 0
-    y = x / step
-    y_clamped = torch.clamp(y, lo, q)
-    return _round_ste(y_clamped) * step
+    return _FakeQuantAct.apply(x, step, -q if signed else 0, q)
 
 
 def add_weight_noise(w: torch.Tensor, sigma_rel: float, generator: torch.Generator | None = None) -> torch.Tensor:
