@@ -28,6 +28,8 @@ def test_a_section_change_changes_its_stage_and_the_later_ones_only() -> None:
 
 def test_where_it_runs_does_not_change_hashes() -> None:
     assert stage_hashes(_cfg(train={"device": "cpu", "threads": 1})) == stage_hashes(_cfg())
+    assert stage_hashes(_cfg(train={"channels_last": False}, retrain={"channels_last": False})) == stage_hashes(_cfg())
+    assert stage_hashes(_cfg(train={"lr": 0.01}))["supernet"] != stage_hashes(_cfg())["supernet"]
 
 
 def _record(paths: RunPaths, hashes: dict[str, str], upto: str) -> None:

@@ -42,7 +42,9 @@ logger = logging.getLogger(__name__)
 STAGES = ("supernet", "search", "retrain", "evaluate", "report")
 STATE_FORMAT = "crossnas-pipeline/1"
 # Fields that never change results (where/how fast it runs).
-_NEUTRAL = {"train": ("device", "threads", "log_every"), "retrain": ("device", "threads", "log_every")}
+# How and where a stage runs, not what it computes (results agree up to float rounding):
+# changing these reuses finished stages.
+_NEUTRAL = {k: ("device", "threads", "log_every", "channels_last") for k in ("train", "retrain")}
 
 
 @dataclass(frozen=True)
