@@ -41,9 +41,8 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("supernet", "search", "retrain", "evaluate", "report")
 STATE_FORMAT = "crossnas-pipeline/1"
-# Fields that never change results (where/how fast it runs).
 # How and where a stage runs, not what it computes (results agree up to float rounding):
-# changing these reuses finished stages.
+# the stage hashes leave them out, so changing them reuses finished stages.
 _NEUTRAL = {k: ("device", "threads", "log_every", "channels_last") for k in ("train", "retrain")}
 
 
