@@ -18,6 +18,16 @@ another hash is an error (the run directory was made by another config) unless f
 with ``--force STAGE``, which redoes that stage and every stage after it. A stage cut
 short (crash, Ctrl-C, kill) continues where it stopped: supernet training and retraining
 resume from their last epoch checkpoint, the search from its study.
+
+The config hash alone does not say which *result* a stage was built on: a stage rerun by
+``--force`` (say with ``--until``), or because its outputs went missing, computes a new
+result under the same hash (hash-neutral settings such as ``train.threads`` may change
+it, too). So every finished stage also records a run number (``run``, unique within the
+run directory) and the run number of the stage before it that it was built on
+(``after``); a stage is reused only while that chain holds. Starting a stage drops the
+records and outputs of every stage after it (they are stale from then on), before it
+runs, so an interrupted rerun cannot leave them behind either. Records written before
+run numbers existed are trusted only when finished no earlier than the stage before them.
 """
 
 from __future__ import annotations
@@ -221,7 +231,8 @@ def run_pipeline(
         "supernet": st.stage_supernet, "search": st.stage_search, "retrain": st.stage_retrain,
         "evaluate": st.stage_evaluate, "report": st.stage_report,
     }
-    for stage in STAGES:
+    prev: dict[str, Any] | None = None  # the record of the stage before (as done in this run)
+    for i, stage in enumerate(STAGES):
         rec = state["stages"].get(stage)
         if stage in redo:
             for p in paths.stage_outputs(stage):
@@ -229,22 +240,68 @@ def run_pipeline(
             state["stages"].pop(stage, None)
             redo.discard(stage)
             rec = None
+        if rec is not None and rec.get("hash") == hashes[stage] and not _follows(rec, prev):
+            # built on an earlier result of the stage before: start afresh (no resume of stale files)
+            logger.info("stage %s was built on an earlier %s result; redoing it", stage, STAGES[i - 1])
+            for p in paths.stage_outputs(stage):
+                _remove(p)
+            state["stages"].pop(stage, None)
+            rec = None
         if rec is not None and rec.get("hash") == hashes[stage] and _outputs_present(paths, stage):
             if on_stage:
                 on_stage(stage, "skip")
         else:
+            _drop_from(paths, state, i)
             if on_stage:
                 on_stage(stage, "start")
             t0 = time.perf_counter()
             info = funcs[stage](ctx)
-            state["stages"][stage] = {"hash": hashes[stage], "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                      "seconds": round(time.perf_counter() - t0, 3), **info}
+            run_no = _next_run(state)
+            rec = {**info, "hash": hashes[stage], "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                   "seconds": round(time.perf_counter() - t0, 3), "run": run_no,
+                   "after": None if prev is None else prev.get("run")}
+            state["stages"][stage] = rec
+            state["runs"] = run_no
             write_json(paths.state, state)
             if on_stage:
                 on_stage(stage, "done")
+        prev = rec
         if stage == until:
             break
     return read_json(paths.summary, "summary") if paths.summary.exists() else {"run_dir": str(paths.root)}
+
+
+def _follows(rec: dict[str, Any], prev: dict[str, Any] | None) -> bool:
+    """Whether ``rec`` was built on the result recorded in ``prev`` (the stage before)."""
+    if prev is None:
+        return True
+    if prev.get("run") is not None:
+        return rec.get("after") == prev["run"]
+    # ``prev`` predates run numbers: trust ``rec`` only if it finished no earlier
+    return rec.get("after") is None and str(rec.get("finished_at", "")) >= str(prev.get("finished_at", ""))
+
+
+def _next_run(state: dict[str, Any]) -> int:
+    runs = [state.get("runs")] + [r.get("run") for r in state["stages"].values() if isinstance(r, dict)]
+    return max((int(r) for r in runs if isinstance(r, int)), default=0) + 1
+
+
+def _drop_from(paths: RunPaths, state: dict[str, Any], i: int) -> None:
+    """Forgets every stage after ``STAGES[i]``: their records, then their outputs.
+
+    Called when stage ``i`` starts: whatever it produces is a new result, so the later
+    stages must be redone on it. The state is written first, so that a crash in between
+    leaves outputs without records (removed when a stage starts again), never records
+    of results built on an old input.
+    """
+    later = STAGES[i + 1:]
+    dropped = [s for s in later if state["stages"].pop(s, None) is not None]
+    if dropped:
+        write_json(paths.state, state)
+        logger.info("stage %s runs: forgetting the later stages %s", STAGES[i], ", ".join(dropped))
+    for s in later:
+        for p in paths.stage_outputs(s):
+            _remove(p)
 
 
 def _outputs_present(paths: RunPaths, stage: str) -> bool:
