@@ -27,8 +27,14 @@ def _hw(xbar: int, adc: int, dac: int, mode: str = "mnsim") -> HardwareConfig:
     )
 
 
+MODES = ("mnsim", "corrected")
 arch_st = st.integers(0, 2**31 - 1).map(lambda s: random_arch(SPACE, np.random.default_rng(s), 32))
-hw_st = st.builds(_hw, st.sampled_from([32, 64, 128, 256]), st.integers(1, 8), st.integers(1, 5))
+
+
+def hw_st(mode: str | None = None) -> st.SearchStrategy[HardwareConfig]:
+    """Hardware in cost mode ``mode`` (``None``: either)."""
+    modes = st.sampled_from(MODES) if mode is None else st.just(mode)
+    return st.builds(_hw, st.sampled_from([32, 64, 128, 256]), st.integers(1, 8), st.integers(1, 5), modes)
 
 
 def _with_layer(spec: ArchSpec, i: int, **kw: int) -> ArchSpec:
@@ -42,8 +48,16 @@ def _nonskip(spec: ArchSpec) -> list[int]:
     return [i for i, layer in enumerate(spec.layers) if layer.block != "skip"]
 
 
+def _neighbours(spec: ArchSpec, field: str, choices: tuple[int, ...], data: st.DataObject) -> tuple[ArchSpec, ArchSpec]:
+    """Two copies of ``spec`` that differ only in ``field`` of one non-skip layer, set to two
+    neighbouring allowed ``choices`` (lower, higher): always a valid pair, never a skipped example."""
+    i = data.draw(st.sampled_from(_nonskip(spec)), label="layer")
+    j = data.draw(st.integers(0, len(choices) - 2), label="choice")
+    return _with_layer(spec, i, **{field: choices[j]}), _with_layer(spec, i, **{field: choices[j + 1]})
+
+
 @HYP
-@given(st.lists(st.tuples(arch_st, hw_st), min_size=1, max_size=12))
+@given(st.lists(st.tuples(arch_st, hw_st()), min_size=1, max_size=12))
 def test_batch_equals_one_by_one(items) -> None:  # noqa: ANN001
     nets = [_net(a) for a, _ in items]
     hws = [h for _, h in items]
@@ -55,55 +69,53 @@ def test_batch_equals_one_by_one(items) -> None:  # noqa: ANN001
     assert np.allclose(batch.edp_mJms, batch.latency_ms * batch.energy_mJ)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @HYP
-@given(arch_st, hw_st, st.data())
-def test_more_weight_bits_never_cost_less_area_energy_or_crossbars(spec, hw, data) -> None:  # noqa: ANN001
+@given(arch_st, st.data())
+def test_more_weight_bits_never_cost_less_area_energy_or_crossbars(mode, spec, data) -> None:  # noqa: ANN001
     """More weight slices -> more PEs and tiles. (Latency is not monotone in MNSIM: tile
     placement distances change with the tile count.)"""
-    i = data.draw(st.sampled_from(_nonskip(spec)))
-    if spec.layers[i].w_bits == 9:
-        return
-    hi = _with_layer(spec, i, w_bits=spec.layers[i].w_bits + 2)
-    a, b = cost_network(_net(spec), hw), cost_network(_net(hi), hw)
+    hw = data.draw(hw_st(mode), label="hw")
+    lo, hi = _neighbours(spec, "w_bits", SPACE.w_bits, data)
+    a, b = cost_network(_net(lo), hw), cost_network(_net(hi), hw)
     assert b["crossbars"] >= a["crossbars"]
     assert b["area_mm2"] >= a["area_mm2"]
     assert b["energy_mJ"] >= a["energy_mJ"] * (1 - 1e-12)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @HYP
-@given(arch_st, hw_st, st.data())
-def test_more_activation_bits_never_cost_less(spec, hw, data) -> None:  # noqa: ANN001
+@given(arch_st, st.data())
+def test_more_activation_bits_never_cost_less(mode, spec, data) -> None:  # noqa: ANN001
     """Activation bits lengthen input cycles, buffer traffic and transfers; the mapping is unchanged."""
-    i = data.draw(st.sampled_from(_nonskip(spec)))
-    if spec.layers[i].a_bits == 9:
-        return
-    hi = _with_layer(spec, i, a_bits=spec.layers[i].a_bits + 2)
-    a, b = cost_network(_net(spec), hw), cost_network(_net(hi), hw)
+    hw = data.draw(hw_st(mode), label="hw")
+    lo, hi = _neighbours(spec, "a_bits", SPACE.a_bits, data)
+    a, b = cost_network(_net(lo), hw), cost_network(_net(hi), hw)
     assert b["latency_ms"] >= a["latency_ms"] * (1 - 1e-12)
     assert b["energy_mJ"] >= a["energy_mJ"] * (1 - 1e-12)
     assert b["area_mm2"] == a["area_mm2"]
 
 
+@pytest.mark.parametrize("mode", MODES)
 @HYP
-@given(arch_st, hw_st, st.data())
-def test_wider_layer_never_costs_less_area_or_energy(spec, hw, data) -> None:  # noqa: ANN001
-    i = data.draw(st.sampled_from(_nonskip(spec)))
-    if spec.layers[i].width == 128:
-        return
-    hi = _with_layer(spec, i, width=spec.layers[i].width * 2)
-    a, b = cost_network(_net(spec), hw), cost_network(_net(hi), hw)
+@given(arch_st, st.data())
+def test_wider_layer_never_costs_less_area_or_energy(mode, spec, data) -> None:  # noqa: ANN001
+    hw = data.draw(hw_st(mode), label="hw")
+    lo, hi = _neighbours(spec, "width", SPACE.widths, data)
+    a, b = cost_network(_net(lo), hw), cost_network(_net(hi), hw)
     assert b["crossbars"] >= a["crossbars"]
     assert b["area_mm2"] >= a["area_mm2"]
     assert b["energy_mJ"] >= a["energy_mJ"] * (1 - 1e-12)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @HYP
 @given(arch_st, st.sampled_from([32, 64, 128, 256]), st.integers(1, 15))
-def test_adc_resolution_raises_latency_and_energy(spec, xbar, bits) -> None:  # noqa: ANN001
+def test_adc_resolution_raises_latency_and_energy(mode, spec, xbar, bits) -> None:  # noqa: ANN001
     """Same ADC power/area/rate, one more bit: each conversion takes (bits + 2)/rate, so
     latency and energy cannot fall; area is unchanged (MNSIM's ADC area is per preset)."""
     def hw(b: int) -> HardwareConfig:
-        return HardwareConfig.model_validate({"crossbar": {"rows": xbar, "cols": xbar}, "adc": {
+        return HardwareConfig.model_validate({"crossbar": {"rows": xbar, "cols": xbar}, "cost_mode": mode, "adc": {
             "bits": b, "area_um2": 1000.0, "power_W": 2e-3, "sample_rate_GSps": 1.0}})
     n = _net(spec)
     a, b = cost_network(n, hw(max(bits, 2))), cost_network(n, hw(max(bits, 2) + 1))

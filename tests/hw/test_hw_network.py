@@ -11,6 +11,7 @@ from torch import nn
 from crossnas.config.space import SpaceConfig
 from crossnas.errors import CrossnasError
 from crossnas.hw import cost_networks, network_from_dict, network_from_module
+from crossnas.hw.network import Layer
 from crossnas.hw.examples import EXAMPLES, example_network
 from crossnas.space.arch import ArchSpec
 from crossnas.space.mnsim import arch_to_network_dict
@@ -82,33 +83,62 @@ def test_first_block_residual_is_costed() -> None:
 
 
 class _Tiny(nn.Module):
+    """Kernels 3 and 5, paddings 0/1/2, strides 1/2, a residual sum, a non-square input."""
+
     def __init__(self) -> None:
         super().__init__()
         self.c1 = nn.Conv2d(3, 8, 3, padding=1)
         self.b1 = nn.BatchNorm2d(8)
-        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 5, padding=2)
         self.pool = nn.MaxPool2d(2)
-        self.fc = nn.Linear(8 * 4 * 4, 10)
+        self.c3 = nn.Conv2d(8, 16, 3, stride=2, padding=0)
+        self.fc = nn.Linear(16 * 2 * 3, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.b1(self.c1(x)))
         y = torch.relu(self.c2(y) + y)
-        y = self.pool(y)
+        y = self.c3(self.pool(y))
         return self.fc(torch.flatten(y, 1))
 
 
+_TINY_LAYERS = (  # (name, type, inputs, cin, cout, kernel, stride, padding, in_hw, out_hw, w_bits, a_bits)
+    ("conv0", "conv", (-1,), 3, 8, 3, 1, 1, (10, 14), (10, 14), 9, 9),
+    ("conv1", "conv", (0,), 8, 8, 5, 1, 2, (10, 14), (10, 14), 9, 9),
+    ("sum0", "element_sum", (1, 0), 8, 8, 1, 1, 0, (10, 14), (10, 14), 9, 9),
+    ("pool0", "pooling", (2,), 8, 8, 2, 2, 0, (10, 14), (5, 7), 9, 9),
+    ("conv2", "conv", (3,), 8, 16, 3, 2, 0, (5, 7), (2, 3), 9, 9),
+    ("fc0", "fc", (4,), 96, 10, 1, 1, 0, (1, 1), (1, 1), 9, 9),
+)
+
+
+def _fields(layer: Layer) -> tuple:
+    return (layer.name, layer.type, layer.inputs, layer.cin, layer.cout, layer.kernel, layer.stride, layer.padding,
+            layer.in_hw, layer.out_hw, layer.w_bits, layer.a_bits)
+
+
 def test_module_trace_equals_dict_form() -> None:
-    net_m = network_from_module(_Tiny(), torch.zeros(1, 3, 8, 8))
-    d = {"input_shape": [3, 8, 8], "layers": [
+    """Every field of every traced layer (not only the shapes) is what the module does,
+    and equals the MNSIM-style dict form of the same network."""
+    net_m = network_from_module(_Tiny(), torch.zeros(1, 3, 10, 14))
+    d = {"input_shape": [3, 10, 14], "layers": [
         {"type": "conv", "in_channels": 3, "out_channels": 8, "kernel_size": 3, "padding": 1, "stride": 1},
         {"type": "bn", "features": 8}, {"type": "relu"},
-        {"type": "conv", "in_channels": 8, "out_channels": 8, "kernel_size": 3, "padding": 1, "stride": 1},
+        {"type": "conv", "in_channels": 8, "out_channels": 8, "kernel_size": 5, "padding": 2, "stride": 1},
         {"type": "element_sum", "input_index": [-1, -2]}, {"type": "relu"},
         {"type": "pooling", "mode": "MAX", "kernel_size": 2, "stride": 2},
-        {"type": "view"}, {"type": "fc", "in_features": 128, "out_features": 10}]}
+        {"type": "conv", "in_channels": 8, "out_channels": 16, "kernel_size": 3, "padding": 0, "stride": 2},
+        {"type": "view"}, {"type": "fc", "in_features": 96, "out_features": 10}]}
     net_d = network_from_dict(d)
-    assert [(lay.type, lay.inputs, lay.cin, lay.cout, lay.kernel, lay.out_hw) for lay in net_m.layers] == \
-        [(lay.type, lay.inputs, lay.cin, lay.cout, lay.kernel, lay.out_hw) for lay in net_d.layers]
+    assert net_m.input_shape == net_d.input_shape == (3, 10, 14)
+    assert [_fields(lay) for lay in net_m.layers] == list(_TINY_LAYERS)
+    assert [_fields(lay) for lay in net_d.layers] == list(_TINY_LAYERS)
+    assert net_m == net_d
+    # the traced shapes are the module's real ones
+    with torch.no_grad():
+        m = _Tiny().eval()
+        x = torch.zeros(1, 3, 10, 14)
+        assert tuple(m.c1(x).shape[2:]) == _TINY_LAYERS[0][9]
+        assert tuple(m.c3(m.pool(torch.zeros(1, 8, 10, 14))).shape[2:]) == _TINY_LAYERS[4][9]
 
 
 def test_module_trace_reads_quant_layer_bits() -> None:

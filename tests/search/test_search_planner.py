@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crossnas.config.hardware import HardwareConfig
 from crossnas.config.space import SpaceConfig
@@ -13,7 +15,16 @@ from crossnas.errors import CrossnasError
 from crossnas.search.costs import CostCache
 from crossnas.search.evaluators import SyntheticAccuracy
 from crossnas.search.genome import GenomeSpace
-from crossnas.search.objectives import Evaluation, Ranges, front, paper_fitness
+from crossnas.search.objectives import (
+    Evaluation,
+    HardwareCost,
+    Ranges,
+    front,
+    log_hypervolume,
+    objective_matrix,
+    paper_fitness,
+)
+from crossnas.search.pareto import non_dominated_sort
 from crossnas.search.planner import NSGA2Run, PaperRun, Planner, RandomRun
 
 GENES = {"crossbar.size": (32, 64, 128, 256), "adc.choice": (1, 2, 3, 4, 5, 6, 7, 8), "dac.choice": (1, 2)}
@@ -96,14 +107,90 @@ def test_paper_parents_are_the_fittest() -> None:
         assert run.score(results[g.key(run.parents[0])]) == paper_fitness(results[g.key(run.parents[0])], run.w_acc, RANGES)
 
 
-def test_nsga2_population_keeps_the_first_front() -> None:
-    g, costs, planner = setup(runs="nsga2", generations=5)
-    results, _ = drive(g, costs, planner)
+class _KeyOnlyGenomes:
+    """Stands in for a GenomeSpace where only survivor selection is under test."""
+
+    def vec_of_key(self, key: str) -> np.ndarray:
+        return np.zeros(1)
+
+
+def _check_survivors(run: NSGA2Run, union: list[str], results: dict[str, Evaluation]) -> None:
+    """NSGA-II elitism: the first front of (population + offspring) survives whole when it
+    fits in the population, otherwise the survivors are all taken from it; no dropped
+    candidate has a better non-dominated rank than a kept one."""
+    fr = {e.key for e in front([results[k] for k in union], run.objectives)}
+    survivors = set(run.pop)
+    assert len(run.pop) == len(survivors) == min(run.n, len(union))
+    assert survivors <= set(union)
+    if len(fr) <= run.n:
+        assert fr <= survivors
+    else:
+        assert survivors <= fr
+    ranks = dict(zip(union, non_dominated_sort(objective_matrix([results[k] for k in union], run.objectives)),
+                     strict=True))
+    dropped = set(union) - survivors
+    if dropped:
+        assert max(ranks[k] for k in survivors) <= min(ranks[k] for k in dropped)
+
+
+_point = st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(0, 5))  # small grid: ties and duplicates
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(1, 8), objectives=st.sampled_from([("edp_mJms",), ("edp_mJms", "area_mm2")]),
+       gens=st.lists(st.lists(_point, min_size=1, max_size=14), min_size=1, max_size=4))
+def test_nsga2_survivors_are_the_first_front(n: int, objectives: tuple[str, ...], gens: list) -> None:
+    run = NSGA2Run(objectives, population=n, mutation_prob=0.1, crossover_prob=0.9,
+                   genomes=_KeyOnlyGenomes())  # type: ignore[arg-type]
+    results: dict[str, Evaluation] = {}
+    for g, gen in enumerate(gens):
+        new = []
+        for i, (acc, edp, area) in enumerate(gen):
+            key = f"g{g}-{i}"
+            results[key] = Evaluation(key, acc / 5, HardwareCost(1.0, 1.0, float(edp), float(area), 1.0))
+            new.append(key)
+        union = list(dict.fromkeys([*run.pop, *new]))
+        run.observe(new, results)
+        _check_survivors(run, union, results)
+
+
+def _observed_nsga2(population: int, generations: int, seed: int = 0, check: bool = True):  # noqa: ANN202
+    """Drives an NSGA-II search; records the population's log hypervolume and first-front
+    size after every generation (the last one included); ``check``: the survivor rule too."""
+    g, costs, planner = setup(runs="nsga2", population=population, generations=generations, seed=seed)
     run = planner.runs[0]
-    run.observe([], results)  # the final population from everything evaluated
-    fr = {e.key for e in front([results[k] for k in run.history], ("edp_mJms",))}
-    pop = set(run.pop)
-    assert fr <= pop or len(pop) == run.n
+    hv: list[float] = []
+    front_sizes: list[int] = []
+    observe = run.observe
+
+    def checked(new_keys, results):  # noqa: ANN001, ANN202
+        union = list(dict.fromkeys([*run.pop, *new_keys]))
+        front_sizes.append(len(front([results[k] for k in union], run.objectives)))
+        observe(new_keys, results)
+        if check:
+            _check_survivors(run, union, results)
+        hv.append(log_hypervolume([results[k] for k in run.pop], run.objectives, RANGES))
+
+    run.observe = checked  # type: ignore[method-assign]
+    results, stages = drive(g, costs, planner)
+    run.observe(stages[-1].per_run[0], results)  # the planner never observes the last generation
+    assert len(hv) == generations
+    return hv, front_sizes
+
+
+def test_nsga2_population_keeps_the_first_front_every_generation() -> None:
+    _, front_sizes = _observed_nsga2(population=12, generations=8)
+    # both branches of the rule are exercised on this problem
+    assert min(front_sizes) <= 12 < max(front_sizes)
+
+
+def test_nsga2_hypervolume_grows_over_generations() -> None:
+    """While the first front fits in the population, elitism makes the population's
+    hypervolume non-decreasing; on this problem it also ends strictly above generation 0."""
+    hv, front_sizes = _observed_nsga2(population=16, generations=8, check=False)
+    assert max(front_sizes) <= 16
+    assert all(b >= a for a, b in zip(hv, hv[1:], strict=False)), hv
+    assert hv[-1] > hv[0] + 0.5, hv  # log hypervolume: accuracy x decades of EDP
 
 
 def test_constraints_respected_and_impossible_ones_reported() -> None:

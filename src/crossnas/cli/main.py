@@ -31,8 +31,22 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+OPTUNA_COMMANDS = frozenset({"run", "search", "compare"})
+"""Commands that run an Optuna study (only they pay for importing Optuna to quiet it)."""
+
+
+def configure_optuna_logging(verbose: bool) -> None:
+    """Optuna logs every trial at INFO through its own handler: the CLI shows those lines
+    only with ``--verbose``. Process-wide, so it is set here at the top level and never by
+    library code (a program using crossnas as a library keeps its own Optuna setting)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+
+
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
 ) -> None:
@@ -41,6 +55,8 @@ def _root(
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if ctx.invoked_subcommand in OPTUNA_COMMANDS:
+        configure_optuna_logging(verbose)
 
 
 def _register_all() -> None:

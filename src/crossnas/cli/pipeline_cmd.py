@@ -59,7 +59,7 @@ def run(
 def retrain(
     run_dir: Path = typer.Argument(..., help="A run directory (its config and data are used)."),
     arch: str = typer.Option(..., "--arch", help="Architecture string, e.g. V32w7a5-S-R64w9a9-..."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Model directory to write (default RUN_DIR/retrained/<arch>)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Model directory to write (default RUN_DIR/retrained/<arch hash>-<config hash>; a folder holding a retraining with another config is refused)."),
     hardware: Path | None = typer.Option(None, "--hardware", help="Hardware YAML/JSON to store with the model (default: the run's base hardware)."),
     set_: list[str] | None = typer.Option(None, "--set", help="Override a run config value, e.g. retrain.epochs=10."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -96,15 +96,20 @@ def export(
     path: Path = typer.Argument(..., help="A run directory (its winner) or a model directory."),
     fmt: str = typer.Option(..., "--format", "-f", help="pytorch | onnx | mnsim"),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default PATH/export-<format>)."),
+    normalized_input: bool = typer.Option(False, "--normalized-input", help="pytorch/onnx: the exported model takes images already normalised with the dataset's mean/std (default: raw images, digits pixel/16 or CIFAR pixel/255, normalised inside the model)."),
 ) -> None:
-    """Export the winner: standalone PyTorch module + weights, ONNX, or MNSIM layer list + SimConfig.ini."""
+    """Export the winner: standalone PyTorch module + weights, ONNX, or MNSIM layer list + SimConfig.ini.
+
+    The PyTorch and ONNX exports take raw images and apply the training normalisation themselves."""
     from crossnas.export.run import export_model
 
     if fmt not in ("pytorch", "onnx", "mnsim"):
         raise CrossnasError(f"--format {fmt!r}: allowed: pytorch, onnx, mnsim")
+    if normalized_input and fmt == "mnsim":
+        raise CrossnasError("--normalized-input applies to --format pytorch and onnx, not mnsim")
     mdir = _model_dir(path)
     dest = out if out is not None else path / f"export-{fmt}"
-    written = export_model(mdir, dest, fmt)
+    written = export_model(mdir, dest, fmt, normalize_input=not normalized_input)
     for p in written:
         typer.echo(str(p))
 

@@ -2,7 +2,12 @@
 
 ``model.py`` rebuilds the exact module tree of crossnas's static network (same
 parameter and buffer names, same fake quantization), so ``weights.pt`` loads into it
-with ``load_state_dict`` and the outputs equal crossnas's. Usage::
+with ``load_state_dict``. The dataset's input normalisation is part of the exported
+module: it takes *raw* images (:data:`crossnas.data.RAW_INPUT`: digits pixel / 16, CIFAR
+pixel / 255, both 0..1) and computes ``(x - mean) / std`` first, so its outputs on raw
+images equal crossnas's on the loader's normalised ones. ``build(normalize_input=False)``
+(or ``net.normalize_input = False``) skips that step for inputs already normalised.
+Usage::
 
     import torch, model
     net = model.build()
@@ -12,10 +17,16 @@ with ``load_state_dict`` and the outputs equal crossnas's. Usage::
 from __future__ import annotations
 
 import pprint
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
+from crossnas.config.data import DataConfig
 from crossnas.config.space import SpaceConfig
+from crossnas.errors import CrossnasError
 from crossnas.space.arch import ArchSpec
 from crossnas.utils.io import save_torch, write_json, write_text
 
@@ -25,6 +36,13 @@ Needs only PyTorch. Weights are fake-quantized per output channel (signed, symme
 layer inputs are fake-quantized with a calibrated clip (unsigned after ReLU, signed for
 the network input), exactly as in crossnas. Build with ``build()``, then
 ``load_state_dict(torch.load("weights.pt", weights_only=True))``.
+
+Input: raw images, {raw_input}.
+The module normalises them itself, ``(x - input_mean) / input_std`` per channel with the
+training data's constants (``CONFIG["normalization"]``; buffers ``input_mean`` and
+``input_std``, not part of ``weights.pt``). For inputs that are already normalised, build
+with ``build(normalize_input=False)`` or set ``net.normalize_input = False``. This export's
+``build()`` defaults to ``normalize_input={normalize_default}``.
 """
 
 from collections import OrderedDict
@@ -120,8 +138,15 @@ class ResidualBlock(nn.Module):
 
 
 class Net(nn.Module):
-    def __init__(self, cfg):
+    def __init__(self, cfg, normalize_input=True):
         super().__init__()
+        norm = cfg["normalization"]
+        shape = (1, len(norm["mean"]), 1, 1)
+        self.register_buffer("input_mean", torch.tensor(norm["mean"], dtype=torch.float32).view(shape),
+                             persistent=False)
+        self.register_buffer("input_std", torch.tensor(norm["std"], dtype=torch.float32).view(shape),
+                             persistent=False)
+        self.normalize_input = normalize_input
         self.features = nn.Sequential(*[ResidualBlock(b) if b["block"] == "residual" else _vgg(b)
                                         for b in cfg["blocks"]])
         h = cfg["head"]
@@ -138,17 +163,27 @@ class Net(nn.Module):
         self.head = nn.Sequential(OrderedDict(mods))
 
     def forward(self, x):
+        if self.normalize_input:
+            x = (x - self.input_mean) / self.input_std
         return self.head(self.features(x))
 
 
-def build():
-    """The network in eval mode (load the weights next)."""
-    return Net(CONFIG).eval()
+def build(normalize_input={normalize_default}):
+    """The network in eval mode (load the weights next).
+
+    ``normalize_input``: ``True``: the module takes raw images and normalises them;
+    ``False``: inputs already normalised with ``CONFIG["normalization"]``.
+    """
+    return Net(CONFIG, normalize_input).eval()
 '''
 
 
-def export_config(spec: ArchSpec, space: SpaceConfig, input_shape: tuple[int, int, int], n_classes: int) -> dict[str, Any]:
-    """The literal structure description embedded in ``model.py`` (mirrors ``build_static``)."""
+def export_config(spec: ArchSpec, space: SpaceConfig, input_shape: tuple[int, int, int], n_classes: int,
+                  normalization: dict[str, Any]) -> dict[str, Any]:
+    """The literal structure description embedded in ``model.py`` (mirrors ``build_static``).
+
+    ``normalization``: ``{"mean": [...], "std": [...], "raw_input": "..."}`` (:func:`normalization_of`).
+    """
     from crossnas.supernet.static import head_out_hw, head_pool_kernel
 
     c, h, _ = input_shape
@@ -166,25 +201,64 @@ def export_config(spec: ArchSpec, space: SpaceConfig, input_shape: tuple[int, in
             "sizes": [cur_c * head_out_hw(cur_hw, space.head.pool) ** 2, *space.head.fc, n_classes],
             "w_bits": space.head_w_bits if q else None, "a_bits": space.head_a_bits if q else None,
             "dropout": space.head.dropout}
-    return {"arch": str(spec), "input_shape": list(input_shape), "n_classes": n_classes, "blocks": blocks, "head": head}
+    return {"arch": str(spec), "input_shape": list(input_shape), "n_classes": n_classes, "blocks": blocks, "head": head,
+            "normalization": dict(normalization)}
 
 
-def standalone_source(config: dict[str, Any]) -> str:
-    """Source of the standalone ``model.py`` for one structure description."""
+def normalization_of(data_cfg: DataConfig, n_channels: int) -> dict[str, Any]:
+    """The input normalisation a model trained on ``data_cfg`` expects: per-channel ``mean``
+    and ``std`` (as :func:`crossnas.data.load_data` applies them) and the raw input scale."""
+    from crossnas.data import RAW_INPUT, input_normalization
+
+    mean, std = input_normalization(data_cfg)
+    if len(mean) != n_channels or len(std) != n_channels:
+        raise CrossnasError(f"dataset {data_cfg.dataset!r} normalises {len(mean)} channel(s) but the model takes "
+                            f"{n_channels}")
+    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std], "raw_input": RAW_INPUT[data_cfg.dataset]}
+
+
+def standalone_source(config: dict[str, Any], normalize_input: bool = True) -> str:
+    """Source of the standalone ``model.py`` for one structure description.
+
+    ``normalize_input``: the default of its ``build()`` (raw images in, normalised inside).
+    """
     literal = pprint.pformat(config, indent=1, width=100, sort_dicts=False)
-    return _TEMPLATE.format(arch=config["arch"], config=literal)
+    return _TEMPLATE.format(arch=config["arch"], config=literal, raw_input=config["normalization"]["raw_input"],
+                            normalize_default=bool(normalize_input))
 
 
-def export_pytorch(model_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
-    """Writes ``model.py``, ``weights.pt`` and ``model.json`` for a crossnas model directory."""
+class NormalizedInput(nn.Module):
+    """``module((x - mean) / std)``: a crossnas network that takes raw images (ONNX export)."""
+
+    def __init__(self, module: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.module = module
+        shape = (1, len(mean), 1, 1)
+        self.register_buffer("input_mean", torch.tensor(list(mean), dtype=torch.float32).view(shape))
+        self.register_buffer("input_std", torch.tensor(list(std), dtype=torch.float32).view(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module((x - self.input_mean) / self.input_std)
+
+
+def export_pytorch(model_dir: str | Path, out_dir: str | Path, *, normalize_input: bool = True) -> dict[str, Path]:
+    """Writes ``model.py``, ``weights.pt`` and ``model.json`` for a crossnas model directory.
+
+    Args:
+        normalize_input: the default of ``model.build()``: take raw images and normalise
+            them inside the module (``True``), or take inputs already normalised.
+    """
     from crossnas.supernet.modeldir import load_model_dir
 
     loaded = load_model_dir(model_dir)
     out = Path(out_dir)
-    cfg = export_config(loaded.spec, loaded.space, tuple(loaded.input_shape), loaded.n_classes)
-    write_text(out / "model.py", standalone_source(cfg))
+    norm = normalization_of(loaded.data_cfg, loaded.input_shape[0])
+    cfg = export_config(loaded.spec, loaded.space, tuple(loaded.input_shape), loaded.n_classes, norm)
+    write_text(out / "model.py", standalone_source(cfg, normalize_input))
     save_torch(out / "weights.pt", {k: v.detach().cpu() for k, v in loaded.module.state_dict().items()})
     write_json(out / "model.json", {"format": "crossnas-export-pytorch/1", **cfg,
+                                    "input": f"raw images, {norm['raw_input']}" if normalize_input else
+                                             "images already normalised: (raw - mean) / std per channel",
                                     "usage": "import torch, model; net = model.build(); "
                                              "net.load_state_dict(torch.load('weights.pt', weights_only=True))"})
     return {"model": out / "model.py", "weights": out / "weights.pt"}

@@ -8,14 +8,21 @@ from crossnas.errors import CrossnasError
 from crossnas.utils.io import write_json, write_text
 
 
-def export_model(model_dir: Path, out: Path, fmt: str) -> list[Path]:
-    """Exports a model directory; returns the written files."""
+def export_model(model_dir: Path, out: Path, fmt: str, *, normalize_input: bool = True) -> list[Path]:
+    """Exports a model directory; returns the written files.
+
+    Args:
+        normalize_input: ``pytorch`` and ``onnx`` take raw images (the dataset's raw scale,
+            :data:`crossnas.data.RAW_INPUT`) and apply the training normalisation
+            ``(x - mean) / std`` themselves; ``False``: they take normalised inputs (for
+            ``pytorch`` only the default of ``build()``, the module can still do either).
+    """
     from crossnas.supernet.modeldir import load_model_dir
 
     if fmt == "pytorch":
         from crossnas.export.pytorch import export_pytorch
 
-        return list(export_pytorch(model_dir, out).values())
+        return list(export_pytorch(model_dir, out, normalize_input=normalize_input).values())
     loaded = load_model_dir(model_dir)
     if fmt == "mnsim":
         from crossnas.export.mnsim import hardware_to_mnsim_ini, network_to_mnsim
@@ -26,13 +33,16 @@ def export_model(model_dir: Path, out: Path, fmt: str) -> list[Path]:
         write_text(out / "SimConfig.ini", hardware_to_mnsim_ini(loaded.hardware))
         return [out / "network.json", out / "SimConfig.ini"]
     if fmt == "onnx":
-        return [_export_onnx(loaded, out / "model.onnx")]
+        return [_export_onnx(loaded, out / "model.onnx", normalize_input)]
     raise CrossnasError(f"--format {fmt!r}: allowed: pytorch, onnx, mnsim")
 
 
-def _export_onnx(loaded: object, dest: Path) -> Path:
+def _export_onnx(loaded: object, dest: Path, normalize_input: bool = True) -> Path:
+    """The network as ONNX: input ``image`` (raw images, normalised inside the graph, unless
+    ``normalize_input`` is false), output ``logits``; the input convention is also in the
+    model's metadata (``input``, ``normalization_mean``, ``normalization_std``)."""
     try:
-        import onnx  # noqa: F401
+        import onnx
     except ImportError as exc:
         raise CrossnasError("--format onnx needs the onnx package: pip install 'crossnas[onnx]'") from exc
     import io
@@ -41,7 +51,12 @@ def _export_onnx(loaded: object, dest: Path) -> Path:
 
     from crossnas.utils.io import write_with
 
+    from crossnas.export.pytorch import NormalizedInput, normalization_of
+
     module = loaded.module.eval()  # type: ignore[attr-defined]
+    norm = normalization_of(loaded.data_cfg, loaded.input_shape[0])  # type: ignore[attr-defined]
+    if normalize_input:
+        module = NormalizedInput(module, norm["mean"], norm["std"]).eval()
     x = torch.zeros(1, *loaded.input_shape)  # type: ignore[attr-defined]
     buf = io.BytesIO()
     try:
@@ -49,5 +64,11 @@ def _export_onnx(loaded: object, dest: Path) -> Path:
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     except Exception as exc:  # exporter failures are environment problems, reported in one line
         raise CrossnasError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    write_with(dest, lambda fh: fh.write(buf.getvalue()))
+    model = onnx.load_from_string(buf.getvalue())
+    meta = {"input": f"raw images, {norm['raw_input']}" if normalize_input else
+                     "images already normalised: (raw - mean) / std per channel",
+            "normalization_mean": repr(norm["mean"]), "normalization_std": repr(norm["std"])}
+    onnx.helper.set_model_props(model, meta)
+    data = model.SerializeToString()
+    write_with(dest, lambda fh: fh.write(data))
     return dest

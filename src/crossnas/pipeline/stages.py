@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crossnas.errors import CrossnasError
+from crossnas.runinfo import search_seconds, supernet_train_seconds
 from crossnas.space.arch import ArchSpec
 from crossnas.utils.io import read_json, write_json
 
@@ -34,16 +35,6 @@ def stage_supernet(ctx: PipelineContext) -> dict[str, Any]:
     if not res.finished:  # pragma: no cover - only with stop_after
         raise CrossnasError("supernet training did not finish")
     return {"train_seconds": supernet_train_seconds(ctx.paths.supernet)}
-
-
-def supernet_train_seconds(sdir: Path) -> float:
-    """Training time summed over epochs (survives resumes), from ``metrics.json``."""
-    p = sdir / "metrics.json"
-    if not p.exists():
-        return 0.0
-    hist = read_json(p, "supernet metrics")
-    rows = hist.get("history", hist) if isinstance(hist, dict) else hist
-    return float(sum(float(r.get("epoch_time_s", r.get("seconds", 0.0))) for r in rows if isinstance(r, dict)))
 
 
 # ---- search -----------------------------------------------------------------------------
@@ -89,14 +80,6 @@ def export_candidates(search_dir: Path, study_name: str) -> dict[str, Any]:
             **{k: cost.get(k) for k in ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W")},
         })
     return {"format": "crossnas-candidates/1", "candidates": rows}
-
-
-def search_seconds(search_dir: Path) -> float:
-    p = search_dir / "search.json"
-    if not p.exists():
-        return 0.0
-    timings = read_json(p, "search.json").get("timings", {})
-    return float(timings.get("total_wall_s", 0.0))
 
 
 # ---- retrain -----------------------------------------------------------------------------

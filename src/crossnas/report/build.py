@@ -11,6 +11,7 @@ from crossnas.errors import CrossnasError
 from crossnas.report import plots
 from crossnas.report.reference import PAPER_ROWS
 from crossnas.report.render import Document, Figure, Section, Table, to_html, to_markdown
+from crossnas.runinfo import search_seconds, supernet_train_seconds
 from crossnas.space.arch import ArchSpec
 from crossnas.utils.io import read_json, write_text
 
@@ -56,8 +57,6 @@ def collect(run_dir: Path) -> dict[str, Any]:
                             "eval": read_json(d / "evaluation.json", "evaluation.json")})
     winners.sort(key=lambda w: -(w["model"].get("metrics", {}).get("w_acc") or 0))
     out["winners"] = winners
-    from crossnas.pipeline.stages import search_seconds, supernet_train_seconds
-
     out["supernet_s"] = supernet_train_seconds(run_dir / "supernet")
     out["search_s"] = search_seconds(s)
     sm = run_dir / "supernet" / "metrics.json"

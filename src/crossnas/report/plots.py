@@ -1,4 +1,9 @@
-"""PNG plots for the report (matplotlib, Agg backend; data in, file out)."""
+"""PNG plots for the report (matplotlib; data in, file out).
+
+Each plot is its own :class:`matplotlib.figure.Figure` drawn by a
+:class:`~matplotlib.backends.backend_agg.FigureCanvasAgg`: no pyplot, so nothing global
+(the backend, pyplot's figure list) is set or changed for the calling program.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,24 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from crossnas.utils.io import write_with  # noqa: E402
+from crossnas.utils.io import write_with
 
 _DPI = 130
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A figure with its own Agg canvas (not registered with pyplot)."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
-    plt.close(fig)
     write_with(path, lambda fh: fh.write(buf.getvalue()))
     return Path(path)
 
@@ -43,9 +53,10 @@ def plot_pareto(
         path: PNG to write.
         highlights: winners to mark and label (``label`` key).
     """
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig = _figure((7.5, 4.8))
+    ax = fig.subplots()
     groups = sorted({p.get(color_key) for p in [*points, *front]}, key=lambda v: (v is None, v))
-    cmap = plt.get_cmap("viridis", max(len(groups), 1))
+    cmap = matplotlib.colormaps["viridis"].resampled(max(len(groups), 1))
     for i, g in enumerate(groups):
         name = f"{g}×{g}" if g else "n/a"
         pts = [p for p in points if p.get(color_key) == g]
@@ -90,7 +101,8 @@ def plot_breakdown(components: Mapping[str, Mapping[str, float]], path: str | Pa
     """
     panels = [(k, lab) for k, lab in (("energy_mJ", "energy (mJ per image)"), ("area_mm2", "area (mm²)"))
               if components.get(k)]
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(10, 3.8), squeeze=False)
+    fig = _figure((10, 3.8))
+    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)
     for ax, (key, label) in zip(axes[0], panels, strict=False):
         items = sorted(((n, v) for n, v in components[key].items() if n != "total"), key=lambda t: t[1])
         total = sum(v for _, v in items) or 1.0
@@ -112,7 +124,8 @@ def plot_layer_latency(layers: Sequence[Mapping[str, Any]], path: str | Path) ->
     """Per-layer latency bars of one design (``name``, ``latency_ms``)."""
     names = [str(layer.get("name", i)) for i, layer in enumerate(layers)]
     vals = [float(layer.get("latency_ms", 0.0)) for layer in layers]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.38 * len(names) + 2), 4.0))
+    fig = _figure((max(6.0, 0.38 * len(names) + 2), 4.0))
+    ax = fig.subplots()
     ax.bar(range(len(vals)), vals, color="#55a868")
     ax.set_xticks(range(len(vals)))
     ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
@@ -126,7 +139,8 @@ def plot_layer_latency(layers: Sequence[Mapping[str, Any]], path: str | Path) ->
 
 def plot_convergence(series: Mapping[str, Sequence[float]], path: str | Path, *, y_label: str = "best fitness") -> Path:
     """Best value per generation, one line per series (e.g. per w_acc)."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig = _figure((6.5, 3.8))
+    ax = fig.subplots()
     for name, ys in series.items():
         ax.plot(range(len(ys)), list(ys), marker="o", markersize=3, label=str(name))
     ax.set_xlabel("generation")
