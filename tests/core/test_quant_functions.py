@@ -10,6 +10,7 @@ from crossnas.quant import (
     QuantConv2d,
     QuantLinear,
     act_qmax,
+    add_weight_noise,
     fake_quant_act,
     fake_quant_weight,
     quantize_act_int,
@@ -107,3 +108,121 @@ def test_fused_fake_quant_equals_the_textbook_composition(seed: int, bits: int, 
     (wq * wup).sum().backward()
     (w_ref_q * wup).sum().backward()
     assert torch.allclose(w.grad, w_ref.grad, rtol=1e-6, atol=0)
+
+
+# ---- device-like weight noise (noise-aware training) ------------------------------------------
+
+
+def _noise_weights() -> torch.Tensor:
+    """4 output channels of very different scales, zeros included (state-independent noise
+    must reach them, relative noise must not)."""
+    w = torch.randn(4, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    w[:, 0, 0, 0] = 0.0
+    return w * torch.tensor([1.0, 10.0, 0.1, 3.0]).view(4, 1, 1, 1)
+
+
+def _noise_draws(w: torch.Tensor, rel: float, ab: float, n: int = 400) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.stack([add_weight_noise(w, rel, ab, generator=g) - w for _ in range(n)])
+
+
+def test_weight_noise_relative_std_is_sigma_times_abs_w() -> None:
+    w = _noise_weights()
+    d = _noise_draws(w, 0.1, 0.0)
+    nz = w != 0
+    assert torch.all(d[:, ~nz] == 0)  # relative: a zero weight (cell at level 0) stays 0
+    ratio = d.std(dim=0)[nz] / (0.1 * w.abs()[nz])  # per element, over 400 draws
+    assert abs(ratio.mean().item() - 1) < 0.02 and ratio.min() > 0.8 and ratio.max() < 1.2
+    assert abs((d[:, nz] / (0.1 * w.abs()[nz])).mean().item()) < 0.01  # zero-mean
+
+
+def test_weight_noise_absolute_std_is_sigma_times_channel_max() -> None:
+    w = _noise_weights()
+    d = _noise_draws(w, 0.0, 0.05)
+    amax = w.abs().amax(dim=(1, 2, 3))
+    per_channel = d.transpose(0, 1).reshape(4, -1).std(dim=1)
+    assert torch.allclose(per_channel, 0.05 * amax, rtol=0.02)
+    # state-independent: the same std for the zero weights as for the largest ones
+    assert torch.allclose(d[:, :, 0, 0, 0].std(dim=0), 0.05 * amax, rtol=0.15)
+
+
+def test_weight_noise_parts_add_in_variance() -> None:
+    w = _noise_weights()
+    d = _noise_draws(w, 0.08, 0.03)
+    amax = w.abs().amax(dim=(1, 2, 3), keepdim=True)
+    z = d / torch.sqrt((0.08 * w) ** 2 + (0.03 * amax) ** 2)
+    assert abs(z.std().item() - 1) < 0.01 and abs(z.mean().item()) < 0.01
+
+
+def test_relative_weight_noise_never_flips_a_sign() -> None:
+    # the simulator clamps a perturbed conductance at 0; the relative factor likewise
+    w = _noise_weights()
+    d = _noise_draws(w, 1.0, 0.0, n=50)
+    noisy = w + d
+    assert torch.all(noisy * w >= 0)
+    assert (noisy == 0).float().mean() > 0.1  # the clamp binds for ~16 % of draws at σ = 1
+
+
+def test_zero_weight_noise_is_exact_identity() -> None:
+    w = _noise_weights().requires_grad_(True)
+    g = torch.Generator().manual_seed(5)
+    state = g.get_state()
+    assert add_weight_noise(w, 0.0, 0.0, generator=g) is w
+    assert torch.equal(g.get_state(), state)  # nothing drawn
+    lin = QuantLinear(6, 3, w_bits=5, a_bits=5).train()
+    x = torch.rand(8, 6)
+    ref = QuantLinear(6, 3, w_bits=5, a_bits=5).train()
+    ref.load_state_dict(lin.state_dict())
+    torch.manual_seed(0)
+    rng = torch.get_rng_state()
+    assert torch.equal(lin(x), ref(x)) and torch.equal(torch.get_rng_state(), rng)
+
+
+def test_weight_noise_is_deterministic_for_a_seed() -> None:
+    w = _noise_weights()
+
+    def draw(seed: int) -> torch.Tensor:
+        return add_weight_noise(w, 0.02, 0.01, generator=torch.Generator().manual_seed(seed))
+
+    assert torch.equal(draw(3), draw(3)) and not torch.equal(draw(3), draw(4))
+    torch.manual_seed(7)
+    a = add_weight_noise(w, 0.02, 0.01)  # torch's global RNG (what the training loops seed)
+    torch.manual_seed(7)
+    assert torch.equal(a, add_weight_noise(w, 0.02, 0.01))
+
+
+def test_weight_noise_gradient_is_straight_through() -> None:
+    w = _noise_weights().requires_grad_(True)
+    c = torch.randn(w.shape, generator=torch.Generator().manual_seed(2))
+    (add_weight_noise(w, 0.3, 0.1) * c).sum().backward()
+    assert w.grad is not None and torch.equal(w.grad, c)
+    # in a layer: loss linear in the weights, so the gradient is the noise-free one
+    x, cy = torch.rand(16, 6), torch.randn(16, 3)
+    grads = []
+    for noise in (0.0, 0.3):
+        lin = QuantLinear(6, 3, w_bits=5, a_bits=None).train()
+        with torch.no_grad():
+            lin.weight.copy_(torch.linspace(-1, 1, 18).view(3, 6))
+        lin.weight_noise, lin.weight_noise_abs = noise, noise / 2
+        (lin(x) * cy).sum().backward()
+        grads.append(lin.weight.grad)
+    assert torch.allclose(grads[0], grads[1])
+
+
+def test_quant_layers_add_weight_noise_in_training_only() -> None:
+    x = torch.rand(4, 2, 6, 6)
+    conv = QuantConv2d(2, 3, 3, padding=1, w_bits=7, a_bits=None)
+    clean = QuantConv2d(2, 3, 3, padding=1, w_bits=7, a_bits=None)
+    clean.load_state_dict(conv.state_dict())
+    conv.weight_noise, conv.weight_noise_abs = 0.05, 0.02
+    conv.eval(), clean.eval()
+    assert torch.equal(conv(x), clean(x))
+    conv.train(), clean.train()
+    assert not torch.allclose(conv(x), clean(x))
+    # the noise sits on the quantized weights, as the simulator's variation does (noise
+    # before the quantizer would be mostly rounded away and would move the step)
+    torch.manual_seed(0)
+    y = conv(x)
+    torch.manual_seed(0)
+    wq = add_weight_noise(fake_quant_weight(conv.weight, 7), 0.05, 0.02)
+    assert torch.equal(y, torch.nn.functional.conv2d(x, wq, None, 1, 1))

@@ -8,9 +8,9 @@ weight decay 3e-4, a cosine schedule over 1000 epochs, batch size 96, random cro
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class TrainConfig(BaseModel):
@@ -35,8 +35,19 @@ class TrainConfig(BaseModel):
     grad_clip: float | None = Field(None, gt=0)
     """Clip the global gradient norm to this value (``None`` = no clipping)."""
     weight_noise: float = Field(0.0, ge=0, le=1)
-    """Relative Gaussian weight noise σ injected in every training forward (hardware-aware
-    training): ``w * (1 + σ·N(0,1))`` on the float weights before fake quantization."""
+    """Noise-aware training, relative part: Gaussian noise of std ``σ·|w|`` added to every
+    fake-quantized weight in each training forward, i.e. ``w·(1 + σ·N(0,1))`` with the
+    factor clamped at 0 (never in evaluation or search scoring). Physically the analog
+    conductance variation of each cell, relative to its conductance: set it to the
+    ``device.variation_pct / 100`` the model will be evaluated with (with weights sliced
+    over several cells the simulator's per-weight std is 0.58-1 times ``σ·|w|``)."""
+    weight_noise_abs: float = Field(0.0, ge=0, le=1)
+    """Noise-aware training, state-independent part: Gaussian noise of std
+    ``σ·max|w|`` (``max|w|`` of the weight's output channel, the quantizer's full scale)
+    added alongside ``weight_noise``. Physically programming/read noise relative to
+    ``G_max``, the same for every conductance state (the largest weight maps to
+    ``G_max``); also what relative variation becomes under polarity-1 offset encoding.
+    0 = off (left out of the config dump then, so stage hashes of earlier runs hold)."""
     device: str = "auto"
     """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     amp: bool = False
@@ -55,3 +66,12 @@ class TrainConfig(BaseModel):
     """Training batches used to recalibrate BN statistics before each validation score."""
     log_every: int = Field(50, ge=1)
     """Log a training line every this many steps (the progress bar updates every step)."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # weight_noise_abs came later: left out at its default, a dump (and so the stage
+        # hashes and the resume check of runs made before it) is unchanged.
+        data: dict[str, Any] = handler(self)
+        if self.weight_noise_abs == 0:
+            data.pop("weight_noise_abs", None)
+        return data

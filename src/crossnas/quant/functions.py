@@ -100,9 +100,46 @@ def fake_quant_act(x: torch.Tensor, bits: int | None, clip: torch.Tensor, signed
     return _FakeQuantAct.apply(x, step, -q if signed else 0, q)
 
 
-def add_weight_noise(w: torch.Tensor, sigma_rel: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Multiplicative Gaussian weight noise ``w * (1 + sigma_rel * N(0, 1))`` (training only)."""
-    if sigma_rel <= 0:
+def add_weight_noise(
+    w: torch.Tensor,
+    sigma_rel: float,
+    sigma_abs: float = 0.0,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Gaussian weight noise drawn like the device model (training only).
+
+    ``w + w * max(sigma_rel * N1, -1) + sigma_abs * max|w| * N2`` with independent
+    standard normals ``N1``, ``N2`` per element and ``max|w|`` over each output channel
+    (the quantizer's full scale, :func:`weight_step`):
+
+    * **relative** part, std ``sigma_rel * |w|``: the PIM simulator's conductance
+      variation (``device.variation_pct``) is ``g * (1 + sigma * N(0, 1))`` on each cell,
+      clamped at 0; here the factor ``1 + sigma_rel * N1`` is likewise clamped at 0, so
+      it never flips a weight's sign;
+    * **state-independent** part, std ``sigma_abs * max|w|``: noise relative to the
+      largest weight, as programming/read noise relative to ``G_max`` acts on a channel
+      whose largest weight maps to ``G_max``.
+
+    The noise is a detached additive perturbation: the gradient with respect to ``w`` is
+    the gradient at the noisy weights, passed through unchanged (straight-through, as
+    the device noise is exogenous). Draws, in this order: ``N1`` (when ``sigma_rel > 0``),
+    then ``N2`` (when ``sigma_abs > 0``), from ``generator`` (torch's global RNG when
+    ``None``). ``sigma_rel = sigma_abs = 0`` returns ``w`` itself, drawing nothing.
+    """
+    if sigma_rel < 0 or sigma_abs < 0:
+        raise ValueError(f"weight noise must be >= 0, got sigma_rel={sigma_rel}, sigma_abs={sigma_abs}")
+    if sigma_rel == 0 and sigma_abs == 0:
         return w
-    noise = torch.randn(w.shape, device=w.device, dtype=w.dtype, generator=generator)
-    return w * (1 + sigma_rel * noise)
+    with torch.no_grad():
+        wd = w.detach()
+        delta = torch.zeros_like(wd)
+        if sigma_rel > 0:
+            n1 = torch.randn(wd.shape, device=wd.device, dtype=wd.dtype, generator=generator)
+            delta.addcmul_(wd, n1.mul_(sigma_rel).clamp_(min=-1.0))
+        if sigma_abs > 0:
+            dims = tuple(range(1, wd.dim()))
+            amax = wd.abs().amax(dim=dims, keepdim=True) if dims else wd.abs()
+            n2 = torch.randn(wd.shape, device=wd.device, dtype=wd.dtype, generator=generator)
+            delta.addcmul_(amax.expand_as(wd), n2, value=sigma_abs)
+    return w + delta

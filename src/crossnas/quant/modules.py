@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crossnas.quant.functions import fake_quant_act, fake_quant_weight
+from crossnas.quant.functions import add_weight_noise, fake_quant_act, fake_quant_weight
 
 CLIP_MOMENTUM = 0.1
 
@@ -28,6 +28,12 @@ class _QuantMixin:
     signed_input: bool
     act_clip: torch.Tensor
     clip_initialised: torch.Tensor
+    weight_noise: float = 0.0
+    """Relative weight noise σ added to the fake-quantized weights in training-mode
+    forwards (:func:`~crossnas.quant.functions.add_weight_noise`); a plain attribute,
+    not saved. The training loop sets it for each step only."""
+    weight_noise_abs: float = 0.0
+    """State-independent weight noise σ (times the channel's ``max|w|``), as ``weight_noise``."""
 
     def _init_quant(self, w_bits: int | None, a_bits: int | None, signed_input: bool) -> None:
         self.w_bits = w_bits
@@ -42,6 +48,14 @@ class _QuantMixin:
         if self.training:  # type: ignore[attr-defined]
             update_clip(self.act_clip, x, self.clip_initialised)
         return fake_quant_act(x, self.a_bits, self.act_clip, self.signed_input)
+
+    def _quant_weight(self, w: torch.Tensor) -> torch.Tensor:
+        """Fake-quantized weights, plus the device-like noise in training forwards (the
+        simulator perturbs the programmed, i.e. quantized, weights)."""
+        wq = fake_quant_weight(w, self.w_bits)
+        if self.training and (self.weight_noise > 0 or self.weight_noise_abs > 0):  # type: ignore[attr-defined]
+            wq = add_weight_noise(wq, self.weight_noise, self.weight_noise_abs)
+        return wq
 
     def extra_repr(self) -> str:
         base = super().extra_repr()  # type: ignore[misc]
@@ -69,7 +83,7 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq = self._quant_input(x)
-        wq = fake_quant_weight(self.weight, self.w_bits)
+        wq = self._quant_weight(self.weight)
         return F.conv2d(xq, wq, self.bias, self.stride, self.padding)
 
 
@@ -91,5 +105,5 @@ class QuantLinear(_QuantMixin, nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq = self._quant_input(x)
-        wq = fake_quant_weight(self.weight, self.w_bits)
+        wq = self._quant_weight(self.weight)
         return F.linear(xq, wq, self.bias)

@@ -35,7 +35,10 @@ class _Mode:
     clip_momentum: float
     dropout: bool
     noise: float
-    """Relative weight noise σ (0 = none)."""
+    """Relative weight noise σ (0 = none), std ``σ·|w|``."""
+    noise_abs: float = 0.0
+    """State-independent weight noise σ (0 = none), std ``σ·max|w|`` per output channel.
+    Both are added to the fake-quantized weights (:func:`crossnas.quant.add_weight_noise`)."""
 
 
 EVAL_MODE = _Mode(False, 0.1, False, CLIP_MOMENTUM, False, 0.0)
@@ -58,8 +61,6 @@ class ElasticConv2d(nn.Module):
     ) -> torch.Tensor:
         """Convolves ``x`` (``(B, in, H, W)``) with the first ``out`` filters."""
         w = self.weight[:out, : x.shape[1]]
-        if mode.noise > 0:
-            w = add_weight_noise(w, mode.noise)
         if a_bits is not None:
             i = int(signed)
             clip = self.act_clip[i]
@@ -68,6 +69,8 @@ class ElasticConv2d(nn.Module):
             x = fake_quant_act(x, a_bits, clip, signed)
         if w_bits is not None:
             w = fake_quant_weight(w, w_bits)
+        if mode.noise > 0 or mode.noise_abs > 0:
+            w = add_weight_noise(w, mode.noise, mode.noise_abs)
         return F.conv2d(x, w, None, 1, self.padding)
 
     def copy_to(self, dst: nn.Conv2d, signed: bool) -> None:
@@ -125,8 +128,6 @@ class ElasticLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, w_bits: int | None, a_bits: int | None, mode: _Mode) -> torch.Tensor:
         w = self.weight[:, : x.shape[1]]
-        if mode.noise > 0:
-            w = add_weight_noise(w, mode.noise)
         if a_bits is not None:
             clip = self.act_clip[0]
             if mode.update_clip:
@@ -134,6 +135,8 @@ class ElasticLinear(nn.Module):
             x = fake_quant_act(x, a_bits, clip, False)
         if w_bits is not None:
             w = fake_quant_weight(w, w_bits)
+        if mode.noise > 0 or mode.noise_abs > 0:
+            w = add_weight_noise(w, mode.noise, mode.noise_abs)
         return F.linear(x, w, self.bias)
 
     def copy_to(self, dst: nn.Linear) -> None:

@@ -126,24 +126,33 @@ class Supernet(nn.Module):
         space: the search space.
         input_shape: ``(C, H, W)`` of one image.
         n_classes: number of classes.
-        weight_noise: relative Gaussian weight noise σ applied in training forwards
-            (0 = off), on the float weights before fake quantization.
+        weight_noise: relative Gaussian weight noise σ (std ``σ·|w|``) applied in training
+            forwards (0 = off), on the fake-quantized weights.
+        weight_noise_abs: state-independent Gaussian weight noise σ (std ``σ·max|w|`` of
+            each output channel), likewise (0 = off); see :func:`crossnas.quant.add_weight_noise`.
 
     Attributes:
-        space, input_shape, n_classes, weight_noise: as given.
+        space, input_shape, n_classes, weight_noise, weight_noise_abs: as given.
         blocks: ``nn.ModuleList`` over choice layers of ``nn.ModuleDict`` block type →
             elastic block (no entry for ``skip``).
         head: the shared classifier head.
     """
 
     def __init__(
-        self, space: SpaceConfig, input_shape: tuple[int, int, int], n_classes: int, *, weight_noise: float = 0.0
+        self,
+        space: SpaceConfig,
+        input_shape: tuple[int, int, int],
+        n_classes: int,
+        *,
+        weight_noise: float = 0.0,
+        weight_noise_abs: float = 0.0,
     ) -> None:
         super().__init__()
         self.space = space
         self.input_shape = tuple(int(v) for v in input_shape)
         self.n_classes = int(n_classes)
         self.weight_noise = float(weight_noise)
+        self.weight_noise_abs = float(weight_noise_abs)
         c_in, hw = self.input_shape[0], self.input_shape[1]
         w_max = space.max_width
         self.blocks = nn.ModuleList()
@@ -165,7 +174,7 @@ class Supernet(nn.Module):
     def forward(self, x: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
         """Logits ``(B, n_classes)`` of the path ``spec`` for images ``(B, C, H, W)``."""
         if self.training:
-            mode = _Mode(True, 0.1, True, CLIP_MOMENTUM, True, self.weight_noise)
+            mode = _Mode(True, 0.1, True, CLIP_MOMENTUM, True, self.weight_noise, self.weight_noise_abs)
         else:
             mode = EVAL_MODE
         return self._run(x, spec, mode)

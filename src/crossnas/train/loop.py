@@ -189,30 +189,28 @@ def _file_log(path: Path | None):  # type: ignore[no-untyped-def]
         handler.close()
 
 
-def _noisy_params(model: nn.Module) -> list[nn.Parameter]:
-    return [m.weight for m in model.modules() if isinstance(m, (QuantConv2d, QuantLinear))]
+def _noisy_layers(model: nn.Module) -> list[QuantConv2d | QuantLinear]:
+    return [m for m in model.modules() if isinstance(m, (QuantConv2d, QuantLinear))]
 
 
 @contextmanager
-def _weight_noise(params: list[nn.Parameter], sigma: float):  # type: ignore[no-untyped-def]
-    """Perturbs weights by ``w * (1 + σ N(0,1))`` in place; restores them on exit.
+def _weight_noise(layers: list[QuantConv2d | QuantLinear], sigma_rel: float, sigma_abs: float = 0.0):  # type: ignore[no-untyped-def]
+    """Turns on the layers' weight noise (added to their fake-quantized weights in
+    training-mode forwards, :func:`crossnas.quant.add_weight_noise`) for one step; off on exit.
 
-    Wrap forward *and* backward: the gradient is taken at the noisy point and applied to
-    the clean weights.
+    Wrap forward *and* backward: the gradient is taken at the noisy point and passed
+    straight through to the clean weights.
     """
-    if sigma <= 0:
+    if sigma_rel <= 0 and sigma_abs <= 0:
         yield
         return
-    saved = [p.detach().clone() for p in params]
-    with torch.no_grad():
-        for p in params:
-            p.mul_(1 + sigma * torch.randn_like(p))
+    for m in layers:
+        m.weight_noise, m.weight_noise_abs = sigma_rel, sigma_abs
     try:
         yield
     finally:
-        with torch.no_grad():
-            for p, s in zip(params, saved, strict=True):
-                p.copy_(s)
+        for m in layers:
+            m.weight_noise, m.weight_noise_abs = 0.0, 0.0
 
 
 @torch.no_grad()
@@ -245,13 +243,13 @@ class _Loop:
         ctx: DistContext,
         out_dir: Path | None,
         kind: str,
-        noise_params: list[nn.Parameter],
+        noise_layers: list[QuantConv2d | QuantLinear],
         validate: Callable[[], dict[str, Any]],
         progress: bool,
     ) -> None:
         self.model, self.forward, self.sample = model, forward, sample
         self.cfg, self.data_cfg, self.seed, self.device, self.ctx = cfg, data_cfg, seed, device, ctx
-        self.out_dir, self.kind, self.noise_params, self.validate = out_dir, kind, noise_params, validate
+        self.out_dir, self.kind, self.noise_layers, self.validate = out_dir, kind, noise_layers, validate
         self.progress = progress and ctx.is_main
         self.train_x = data.train_x.to(device)
         self.train_y = data.train_y.to(device)
@@ -374,7 +372,7 @@ class _Loop:
         if cfg.channels_last and xb.dim() == 4:
             xb = xb.contiguous(memory_format=torch.channels_last)
         ac = torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext()
-        with _weight_noise(self.noise_params, cfg.weight_noise):
+        with _weight_noise(self.noise_layers, cfg.weight_noise, cfg.weight_noise_abs):
             with ac:
                 logits = self.forward(xb, spec)
                 loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
@@ -478,7 +476,8 @@ def train_supernet(
                 write_json(out / RUN_JSON, {"format": RUN_FORMAT, "config": config,
                                             "input_shape": list(bundle.input_shape), "n_classes": bundle.n_classes})
             _seed_all(cfg.seed)
-            net = Supernet(cfg.space, bundle.input_shape, bundle.n_classes, weight_noise=tc.weight_noise).to(device)
+            net = Supernet(cfg.space, bundle.input_shape, bundle.n_classes, weight_noise=tc.weight_noise,
+                           weight_noise_abs=tc.weight_noise_abs).to(device)
             broadcast_module(net, ctx)
             hw = bundle.input_hw
             specs = validation_specs(cfg, hw, tc.val_subnets) if ctx.is_main else []
@@ -499,7 +498,7 @@ def train_supernet(
             loop = _Loop(
                 model=net, forward=lambda x, s: net(x, s), sample=lambda rng: random_arch(cfg.space, rng, hw),
                 data=bundle, data_cfg=cfg.data, cfg=tc, seed=cfg.seed, device=device, ctx=ctx, out_dir=out,
-                kind="supernet", noise_params=[], validate=validate, progress=progress,
+                kind="supernet", noise_layers=[], validate=validate, progress=progress,
             )
             if resume and ckpt.exists():
                 loop.load(ckpt)
@@ -536,8 +535,9 @@ def train_static(
     """Trains a static model (quantization-aware when its layers carry bits) from its
     current weights, e.g. a :func:`crossnas.supernet.build_static` model from scratch.
 
-    Weight noise (``train_cfg.weight_noise``) perturbs every QuantConv2d/QuantLinear
-    weight for each step's forward and backward, then the clean weights take the step.
+    Weight noise (``train_cfg.weight_noise`` relative, ``weight_noise_abs``
+    state-independent) perturbs every QuantConv2d/QuantLinear fake-quantized weight in
+    each step's forward; the gradient passes straight through to the clean weights.
     After every epoch the validation accuracy is logged; ``extra`` of the result holds
     ``val_acc`` and ``test_acc`` of the final model.
 
@@ -579,7 +579,7 @@ def train_static(
             loop = _Loop(
                 model=module, forward=lambda x, s: module(x), sample=None, data=data, data_cfg=dcfg,
                 cfg=train_cfg, seed=seed, device=device, ctx=ctx, out_dir=out, kind="static",
-                noise_params=_noisy_params(module), validate=validate, progress=progress,
+                noise_layers=_noisy_layers(module), validate=validate, progress=progress,
             )
             if resume and out is not None and (out / CHECKPOINT).exists():
                 loop.load(out / CHECKPOINT)
