@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -65,7 +66,7 @@ def search(
 
 def compare(
     config: Path = typer.Option(..., "--config", "-c", help="The search config (its evolution settings and genes)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory (supernet in; compare.json, compare.md out)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory (supernet in; compare.json, compare.md out; every run saved in DIR/compare_runs/, so a rerun continues)."),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds."),
     budget: int | None = typer.Option(None, "--budget", min=1, help="Evaluations per run (default population x generations)."),
     methods: str | None = typer.Option(None, "--methods", help="Comma-separated subset of joint,joint_paper,random,two_stage,hw_blind."),
@@ -73,10 +74,15 @@ def compare(
     device: str = typer.Option("cpu", "--device", help="Torch device for accuracy scoring."),
     set_: list[str] | None = typer.Option(None, "--set", help="Override a config value (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison JSON on stdout."),
+    reference_accuracy: float | None = typer.Option(None, "--reference-accuracy", help="Reference accuracy of the *_at_reference hypervolumes: only accuracy above it counts (default 0.8; 0 gives the plain hypervolume). Changing it reuses the saved runs."),
 ) -> None:
-    """Joint search vs random, two-stage and hardware-blind baselines: hypervolume mean ± std."""
+    """Joint search vs random, two-stage and hardware-blind baselines: hypervolume mean ± std.
+
+    Resumable: every method x seed run is saved in DIR/compare_runs/; rerunning the same
+    command skips finished runs and continues an interrupted one (another config is refused).
+    """
     from crossnas.config.loading import parse_set_options
-    from crossnas.search.compare import METHODS, format_table
+    from crossnas.search.compare import DEFAULT_REFERENCE_ACCURACY, METHODS, format_table
     from crossnas.search.compare import compare as run_compare
     from crossnas.search.loading import load_search
     from crossnas.utils.io import write_json, write_text
@@ -91,23 +97,34 @@ def compare(
     bad = [m for m in chosen if m not in METHODS]
     if bad:
         raise CrossnasError(f"--methods: unknown {', '.join(bad)}; allowed: {', '.join(METHODS)}")
+    ref = DEFAULT_REFERENCE_ACCURACY if reference_accuracy is None else reference_accuracy
+    if not 0.0 <= ref < 1.0:
+        raise CrossnasError(f"--reference-accuracy {ref:g}: must be in [0, 1), e.g. 0.8")
     loaded = load_search(config, out, supernet_dir=supernet, overrides=parse_set_options(set_), device=device)
     evaluator = loaded.evaluator()
 
-    def report(method: str, seed: int, hv: float) -> None:
-        typer.echo(f"{method} seed {seed}: hypervolume {hv:.4f}", err=True)
+    def report(method: str, seed: int, row: Any) -> None:
+        how = " (saved run reused)" if row["reused"] else (
+            f" (continued after {row['resumed_from']} saved evaluations)" if row["resumed_from"] else "")
+        typer.echo(f"{method} seed {seed}: hypervolume {row['hypervolume']:.4f}, "
+                   f"{row['hypervolume_at_reference']:.4f} above accuracy {ref:g}{how}", err=True)
 
-    result = run_compare(loaded.problem, evaluator, seeds=seed_list, budget=budget, methods=chosen, progress=report)
+    result = run_compare(loaded.problem, evaluator, seeds=seed_list, budget=budget, methods=chosen, progress=report,
+                         runs_dir=out / "compare_runs", reference_accuracy=ref)
     result["info"] = loaded.info
-    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "compare.json", result)
     table = format_table(result)
     write_text(out / "compare.md", table + "\n")
+    if all(r["hypervolume_at_reference"] == 0 for row in result["methods"].values() for r in row["runs"]):
+        typer.echo(f"warning: no candidate is more accurate than the reference accuracy {ref:g}, so every "
+                   "*_at_reference hypervolume is 0; rerun with a lower --reference-accuracy (the runs are reused)",
+                   err=True)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
         typer.echo(table)
         typer.echo(json.dumps(result["verdict"]))
+        typer.echo(f"above accuracy {ref:g}: {json.dumps(result['verdict_at_reference'])}")
 
 
 def register(app: typer.Typer) -> None:
