@@ -43,8 +43,9 @@ def test_search_on_a_trained_supernet(supernet_dir: Path, tmp_path: Path, capsys
     summary = json.loads(out.out)
     assert 12 <= summary["evaluations"] <= 18  # 6 + 6 children per w_acc run (runs may share children)
     best = json.loads((tmp_path / "run" / "best.json").read_text())
-    for w in best["winners"]:
-        assert 0.0 <= w["metrics"]["accuracy"] <= 1.0 and w["fidelity"] == "supernet"
+    for w in best["winners"]:  # pim_aware (the default): winners carry their PIM score
+        assert 0.0 <= w["metrics"]["accuracy"] <= 1.0 and w["accuracy_source"] == "pim"
+        assert w["metrics"]["accuracy"] == w["metrics"]["pim_accuracy_mean"]
     search = json.loads((tmp_path / "run" / "search.json").read_text())
     assert search["identity"]["supernet_weights"] == "supernet.pt" and search["info"]["supernet_finished"]
     # the supernet's accuracy is the scorer's: check one winner directly
@@ -56,7 +57,18 @@ def test_search_on_a_trained_supernet(supernet_dir: Path, tmp_path: Path, capsys
     run = load_supernet(supernet_dir)
     scorer = SubnetScorer(run.net, load_data(run.config.data), bn_batches=2)
     w = best["winners"][0]
-    assert scorer.score(ArchSpec.from_string(w["arch"])) == pytest.approx(w["metrics"]["accuracy"])
+    spec = ArchSpec.from_string(w["arch"])
+    assert scorer.score(spec) == pytest.approx(w["metrics"]["supernet_accuracy"])
+    # the PIM score is the simulator's, on the candidate's own hardware: check it directly
+    from crossnas.config.hardware import HardwareConfig
+    from crossnas.pimsim import pim_accuracy
+
+    data = load_data(run.config.data)
+    hw = HardwareConfig.model_validate(w["hardware"])
+    res = pim_accuracy(scorer.extract(spec), hw, data.val_x[:256], data.val_y[:256], mc_runs=2, seed=0,
+                       calibration_x=data.train_x[:64])
+    assert res.mean == pytest.approx(w["metrics"]["pim_accuracy_mean"])
+    assert res.std == pytest.approx(w["metrics"]["pim_accuracy_std"])
 
 
 @pytest.mark.slow
@@ -127,4 +139,22 @@ def test_compare_runs_every_method(tmp_path: Path, capsys: pytest.CaptureFixture
         assert len(row["runs"]) == 2
         assert all(1 <= r["evaluations"] <= 14 and r["hypervolume"] >= 0 for r in row["runs"])
     assert (tmp_path / "r" / "compare.md").read_text().startswith("| method")
+    # accuracy-0 figures keep their keys; the reference-accuracy ones (default 0.8) come next to them
+    assert res["reference_accuracy"] == 0.8 and set(res["verdict_at_reference"]) == set(res["verdict"])
+    for row in res["methods"].values():
+        assert all(0 <= r["hypervolume_at_reference"] <= r["hypervolume"] for r in row["runs"])
+    assert sorted(p.name for p in (tmp_path / "r" / "compare_runs").iterdir())[0] == "hw_blind-seed0.json"
+    # a rerun reuses every saved run (nothing scored), at another reference accuracy too
+    assert main(["compare", "-c", str(cfg), "-o", str(tmp_path / "r"), "--seeds", "0,1", "--budget", "14", "--json",
+                 "--reference-accuracy", "0.9"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["runs_reused"] == 10 and again["accuracy_evaluations"] == 0 and again["reference_accuracy"] == 0.9
+    assert again["methods"]["joint"]["hypervolume_mean"] == res["methods"]["joint"]["hypervolume_mean"]
     assert main(["compare", "-c", str(cfg), "-o", str(tmp_path / "r"), "--methods", "joint,foo"]) == 2
+    capsys.readouterr()
+    # another config in the same DIR: refused, one line
+    assert main(["compare", "-c", str(cfg), "-o", str(tmp_path / "r"), "--seeds", "0,1", "--budget", "12"]) == 2
+    err = capsys.readouterr().err
+    assert "holds compare runs of another config (differs in: budget)" in err and err.count("\n") == 1
+    assert main(["compare", "-c", str(cfg), "-o", str(tmp_path / "r"), "--reference-accuracy", "1"]) == 2
+    assert capsys.readouterr().err.startswith("error: --reference-accuracy 1: must be in [0, 1)")

@@ -21,7 +21,7 @@ from crossnas.search.pareto import pareto_mask
 from crossnas.search.store import TrialStore, WorkerInfo, resolve_storage_url
 
 TINY = {"evolution": {"population": 8, "top_k": 3, "n_mutations": 4, "n_crossovers": 4, "generations": 3},
-        "normalization": {"samples": 40}}
+        "normalization": {"samples": 40}, "accuracy": {"fidelity": "synthetic"}}
 
 
 def problem(**over) -> SearchProblem:

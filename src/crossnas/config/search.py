@@ -157,27 +157,108 @@ class NormalizationConfig(BaseModel):
         return v
 
 
+ACCURACY_GENE_PREFIXES: tuple[str, ...] = (
+    "crossbar.size", "crossbar.rows", "adc.", "dac.", "device.levels", "device.variation_pct",
+    "device.stuck_at_hrs", "device.stuck_at_lrs", "device.hrs_ohm", "device.lrs_ohm", "pe.polarity",
+)
+"""Hardware genes that change what a network computes on the crossbars (the fields the PIM
+simulator reads): crossbar rows (partial-sum tiling), converters, cell levels, on/off
+ratio, variation, faults and polarity. A hardware-blind fidelity cannot rank them."""
+
+
+def accuracy_genes(paths: Any) -> list[str]:
+    """The genes among ``paths`` that change the accuracy on the crossbars."""
+    out = []
+    for path in paths:
+        if any(path == p or (p.endswith(".") and path.startswith(p)) for p in ACCURACY_GENE_PREFIXES):
+            out.append(str(path))
+    return out
+
+
 class AccuracyConfig(BaseModel):
-    """How a candidate's accuracy is scored (its fidelity)."""
+    """How a candidate's accuracy is scored (its fidelity).
+
+    Cost of the default ``pim_aware`` fidelity (digits, 2 CPU cores): every candidate gets
+    the supernet score (milliseconds, shared by all hardware variants of one network); the
+    candidates that can win (``top_k`` per fitness weight, the front) also get a PIM score,
+    which costs one BatchNorm re-estimation plus ``mc_runs`` simulated passes over
+    ``val_images`` images (a few hundred ms per candidate on digits; BENCHMARKS.md).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    fidelity: Literal["supernet", "pim", "synthetic"] = "supernet"
-    """``supernet``: validation accuracy of the weight-sharing subnet with fake quantization
-    (BN re-estimated); ``pim``: accuracy of the extracted subnet through the crossbar
-    simulator on a validation subset (hardware genes matter); ``synthetic``: a cheap
-    deterministic proxy that needs no supernet (dry runs, tests, benchmarks)."""
+    fidelity: Literal["pim_aware", "supernet", "pim", "synthetic"] = "pim_aware"
+    """``pim_aware`` (default): multi-fidelity; every candidate gets the supernet score, and
+    in every generation the ``top_k`` candidates of each fitness weight and every member of
+    the current front also get a PIM score (the inherited weights on the candidate's own
+    simulated chip), which then replaces the supernet score in selection, fronts, winners
+    and fitness. Repeated within a generation until every such candidate has a PIM score.
+    ``supernet``: validation accuracy of the weight-sharing subnet with fake quantization
+    (BN re-estimated), blind to the hardware; ``pim``: every candidate through the crossbar
+    simulator (slow); ``synthetic``: a cheap deterministic proxy that needs no supernet
+    (dry runs, tests, benchmarks)."""
+    top_k: int = Field(5, ge=0, le=10_000)
+    """``pim_aware``: candidates per fitness weight (``w_acc``) that get a PIM score each
+    generation, on top of the front; 0 = the front only."""
+    val_images: int = Field(256, ge=1)
+    """``pim_aware``/``pim``: validation images of a PIM score (the first N of the validation
+    split; cost grows linearly)."""
+    calibration_images: int = Field(64, ge=1)
+    """``pim_aware``/``pim``: training images that calibrate the ADC ranges ("scale" mode);
+    never the scored ones."""
+    device: dict[str, Any] | None = None
+    """PIM scoring: device fields simulated on top of each candidate's hardware (e.g.
+    ``{variation_pct: 5, stuck_at_hrs: 0.01}``). ``None``: the ``evaluate.device`` section of
+    a pipeline config (the chip the winners are judged on), else none."""
+    adc: dict[str, Any] | None = None
+    """PIM scoring: ADC fields simulated on top (e.g. ``{range_mode: fixed}``); ``None`` as for
+    ``device`` (``evaluate.adc``)."""
+    allow_blind_hardware: bool = False
+    """Let a hardware-blind fidelity (``supernet``) search genes that change the accuracy on
+    the crossbars (ADC, DAC, crossbar size, cell levels, ...): they are then chosen by cost
+    alone. Off: such a config is refused."""
     bn_batches: int | None = Field(None, ge=1)
     """Training batches used to re-estimate BatchNorm statistics (``None``: scorer default)."""
     batch_size: int | None = Field(None, ge=1)
     """Batch size of scoring passes (``None``: scorer default)."""
     val_subset: int | None = Field(None, ge=1)
-    """Score on the first N validation images only (``None``: all; ``pim`` default 256)."""
-    mc_runs: int = Field(1, ge=1, le=1000)
-    """``pim``: Monte-Carlo runs of device non-idealities; the mean is the accuracy."""
+    """Supernet score on the first N validation images only (``None``: all; ``pim``
+    fidelity: defaults to ``val_images``)."""
+    mc_runs: int = Field(2, ge=1, le=1000)
+    """``pim_aware``/``pim``: Monte-Carlo chips of device non-idealities per PIM score; the
+    mean is the accuracy (one run suffices and is used when the chip has no random
+    non-ideality)."""
     pim_seed: int = Field(0, ge=0)
+    """Seed of the simulated chips (and of the synthetic proxy's jitter)."""
     synthetic_delay_s: float = Field(0.0, ge=0, le=60)
     """``synthetic``: pretend each new network takes this long to score (parallelism tests)."""
+    synthetic_pim_aware: bool = False
+    """``synthetic``: run the ``pim_aware`` multi-fidelity loop with a hardware-dependent
+    variant of the proxy as the PIM score (tests, benchmarks)."""
+
+    @field_validator("device", "adc")
+    @classmethod
+    def _overrides(cls, v: dict[str, Any] | None, info: Any) -> dict[str, Any] | None:
+        if v is None:
+            return v
+        from crossnas.config.hardware import HardwareConfig
+
+        section = info.field_name
+        allowed = list(getattr(HardwareConfig.model_fields[section].annotation, "model_fields", {}))
+        for k in v:
+            if k not in allowed:
+                raise ValueError(f"unknown {section} field {k!r}; allowed: {', '.join(allowed)}")
+        try:
+            HardwareConfig().with_updates(**{section: dict(v)})
+        except ValueError as exc:
+            first = (str(exc).strip().splitlines() or ["invalid"])[-1].strip()
+            raise ValueError(f"{section}: {first}") from None
+        return dict(v)
+
+    @property
+    def multi_fidelity(self) -> bool:
+        """Whether the search runs the PIM-score phase after each generation."""
+        return self.fidelity == "pim_aware" or (self.fidelity == "synthetic" and self.synthetic_pim_aware)
 
 
 class SearchConfig(BaseModel):
@@ -271,4 +352,11 @@ class SearchConfig(BaseModel):
 
                     msg = format_validation_error(exc) if hasattr(exc, "errors") else str(exc)
                     raise ValueError(f"hardware_genes.{path}: choice {value!r} is invalid ({msg})") from None
+        blind = accuracy_genes(self.hardware_genes) if self.accuracy.fidelity == "supernet" else []
+        if blind and not self.accuracy.allow_blind_hardware:
+            raise ValueError(
+                f"hardware_genes.{blind[0]}: accuracy.fidelity 'supernet' cannot see what {', '.join(blind)} "
+                "do(es) to accuracy (chosen by cost alone); use accuracy.fidelity: pim_aware (default) or pim, "
+                "or set accuracy.allow_blind_hardware: true"
+            )
         return self

@@ -6,8 +6,10 @@ evaluated candidate with the same network and bits (the key's arch part).
 
 Implementations: :class:`SupernetAccuracy` (weight-sharing subnet, fake quantization;
 fast), :class:`PimAccuracy` (the extracted subnet through the crossbar simulator on a
-validation subset), :class:`SyntheticAccuracy` (a cheap deterministic proxy for tests
-and benchmarks: no training, no data).
+validation subset), :class:`PimAwareAccuracy` (both: the supernet score for everyone,
+:meth:`~PimAwareAccuracy.pim_scores` for the candidates the search asks for),
+:class:`SyntheticAccuracy` (a cheap deterministic proxy for tests and benchmarks: no
+training, no data; it also has ``pim_scores``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from crossnas.search.genome import Candidate
+from crossnas.search.objectives import PimScore
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,15 @@ class Evaluator(Protocol):
 
     def evaluate(self, candidates: Sequence[Candidate]) -> list[float]:
         """Accuracy (fraction 0..1) of every candidate, same order."""
+        ...
+
+
+@runtime_checkable
+class MultiFidelityEvaluator(Evaluator, Protocol):
+    """An evaluator that can also give the expensive, hardware-aware score on request."""
+
+    def pim_scores(self, candidates: Sequence[Candidate]) -> list[PimScore]:
+        """PIM score of every candidate (on its own simulated chip), same order."""
         ...
 
 
@@ -62,6 +74,7 @@ class SyntheticAccuracy:
         self.hardware_dependent = bool(hardware_dependent)
         self.fidelity = "synthetic"
         self.n_calls = 0
+        self.n_pim = 0
 
     def _one(self, c: Candidate) -> float:
         cap, bitfac, n = 0.0, 0.0, 0
@@ -87,6 +100,18 @@ class SyntheticAccuracy:
             time.sleep(self.delay_s * len(candidates))  # stands in for an expensive scorer
         return [self._one(c) for c in candidates]
 
+    def pim_scores(self, candidates: Sequence[Candidate]) -> list[PimScore]:
+        """A hardware-dependent variant of the proxy (the multi-fidelity loop in tests):
+        the ADC resolution and cell levels lower it, with a small per-chip spread."""
+        self.n_pim += len(candidates)
+        out = []
+        for c in candidates:
+            base = self._one(c)
+            adc_bits = c.hardware.adc.bits or 8
+            acc = base * (1.0 - 0.6 * 2.0 ** (-(adc_bits - 1)) - 0.01 * (c.hardware.device.cell_bits - 1))
+            out.append(PimScore(float(min(max(acc, 0.0), 1.0)), 0.001, (acc - 0.001, acc + 0.001)))
+        return out
+
 
 class SupernetAccuracy:
     """Validation accuracy of the weight-sharing subnet (fake-quantized, BN re-estimated).
@@ -105,31 +130,39 @@ class SupernetAccuracy:
         return [float(a) for a in self.scorer.score_many([c.spec for c in candidates])]
 
 
-class PimAccuracy:
-    """Accuracy of the extracted subnet through the crossbar simulator.
+class PimSimScorer:
+    """PIM scores: a candidate's network on its own simulated crossbars (Monte-Carlo).
 
-    The subnet is extracted from the supernet with its BatchNorm statistics re-estimated
-    (``module_for(spec)``, cached for the last few networks), then
-    :func:`crossnas.pimsim.pim_accuracy` runs it on the validation subset ``(x, y)`` with
-    the candidate's hardware; the Monte-Carlo mean is the accuracy.
+    The network is extracted from the supernet with its BatchNorm statistics re-estimated
+    (``module_for(spec)``, cached for the last few networks, so hardware variants of one
+    network share it), then :func:`crossnas.pimsim.pim_accuracy` runs it on ``(x, y)``
+    with the candidate's hardware plus the scoring overrides (device variation, faults),
+    ADC ranges calibrated on ``calibration_x`` (training images, never scored ones).
 
     Args:
         module_for: ``spec -> nn.Module`` (eval mode) of a network and its bits.
-        x: validation inputs, shape ``(n, C, H, W)``.
-        y: labels, shape ``(n,)``.
-        mc_runs: Monte-Carlo runs of device non-idealities.
-        seed: seed of the non-idealities.
+        x: validation inputs, shape ``(n, C, H, W)``; y: labels, shape ``(n,)``.
+        calibration_x: ADC calibration inputs ``(m, C, H, W)`` (``None``: the first scored
+            batch calibrates, as :func:`~crossnas.pimsim.pim_accuracy` does by default).
+        mc_runs: Monte-Carlo chips per score.
+        seed: seed of the chips.
         batch_size: simulation batch size.
+        device: device fields simulated on top of each candidate's hardware.
+        adc: ADC fields simulated on top.
+        cache_size: extracted networks kept.
     """
 
-    fidelity = "pim"
-    hardware_dependent = True
-
-    def __init__(self, module_for: Any, x: Any, y: Any, *, mc_runs: int = 1, seed: int = 0,
-                 batch_size: int = 256, cache_size: int = 8) -> None:
+    def __init__(self, module_for: Any, x: Any, y: Any, *, calibration_x: Any = None, mc_runs: int = 2,
+                 seed: int = 0, batch_size: int = 256, device: Mapping[str, Any] | None = None,
+                 adc: Mapping[str, Any] | None = None, cache_size: int = 8) -> None:
         self.module_for = module_for
-        self.x, self.y = x, y
+        self.x, self.y, self.calibration_x = x, y, calibration_x
         self.mc_runs, self.seed, self.batch_size = int(mc_runs), int(seed), int(batch_size)
+        self.updates: dict[str, dict[str, Any]] = {}
+        if device:
+            self.updates["device"] = dict(device)
+        if adc:
+            self.updates["adc"] = dict(adc)
         self._modules: OrderedDict[str, Any] = OrderedDict()
         self.cache_size = int(cache_size)
 
@@ -143,12 +176,55 @@ class PimAccuracy:
                 self._modules.popitem(last=False)
         return self._modules[key]
 
-    def evaluate(self, candidates: Sequence[Candidate]) -> list[float]:
+    def hardware(self, c: Candidate) -> Any:
+        """The simulated chip of ``c``: its hardware with the scoring overrides."""
+        return c.hardware.with_updates(**self.updates) if self.updates else c.hardware
+
+    def score(self, c: Candidate) -> PimScore:
         from crossnas.pimsim import pim_accuracy
 
-        out = []
-        for c in candidates:
-            res = pim_accuracy(self._module(c), c.hardware, self.x, self.y, mc_runs=self.mc_runs,
-                               seed=self.seed, batch_size=self.batch_size)
-            out.append(float(res.mean))
-        return out
+        t0 = time.perf_counter()
+        res = pim_accuracy(self._module(c), self.hardware(c), self.x, self.y, mc_runs=self.mc_runs,
+                           seed=self.seed, batch_size=self.batch_size, calibration_x=self.calibration_x)
+        return PimScore(float(res.mean), float(res.std), tuple(float(r) for r in res.runs),
+                        time.perf_counter() - t0)
+
+
+class PimAccuracy:
+    """Every candidate's accuracy through the crossbar simulator (fidelity ``pim``).
+
+    Args:
+        sim: the :class:`PimSimScorer`.
+    """
+
+    fidelity = "pim"
+    hardware_dependent = True
+
+    def __init__(self, sim: PimSimScorer) -> None:
+        self.sim = sim
+
+    def evaluate(self, candidates: Sequence[Candidate]) -> list[float]:
+        return [self.sim.score(c).mean for c in candidates]
+
+
+class PimAwareAccuracy:
+    """Multi-fidelity scoring (fidelity ``pim_aware``): the supernet score for every
+    candidate, PIM scores for the few the search asks for (:meth:`pim_scores`).
+
+    Args:
+        scorer: a :class:`crossnas.supernet.SubnetScorer` (``score_many(specs)``).
+        sim: the :class:`PimSimScorer`.
+    """
+
+    fidelity = "supernet"
+    """The fidelity of :meth:`evaluate` (stored with every cheap score)."""
+    hardware_dependent = False
+
+    def __init__(self, scorer: Any, sim: PimSimScorer) -> None:
+        self.scorer, self.sim = scorer, sim
+
+    def evaluate(self, candidates: Sequence[Candidate]) -> list[float]:
+        return [float(a) for a in self.scorer.score_many([c.spec for c in candidates])]
+
+    def pim_scores(self, candidates: Sequence[Candidate]) -> list[PimScore]:
+        return [self.sim.score(c) for c in candidates]

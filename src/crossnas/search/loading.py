@@ -23,7 +23,14 @@ from crossnas.config.loading import apply_overrides, load_yaml_or_json
 from crossnas.config.search import AccuracyConfig, SearchConfig
 from crossnas.config.space import SpaceConfig
 from crossnas.errors import CrossnasError
-from crossnas.search.evaluators import Evaluator, PimAccuracy, SupernetAccuracy, SyntheticAccuracy
+from crossnas.search.evaluators import (
+    Evaluator,
+    PimAccuracy,
+    PimAwareAccuracy,
+    PimSimScorer,
+    SupernetAccuracy,
+    SyntheticAccuracy,
+)
 from crossnas.search.runner import SearchProblem
 
 logger = logging.getLogger(__name__)
@@ -33,7 +40,6 @@ OTHER_SECTIONS = ("train", "seed", "supernet", "retrain", "evaluate", "pimsim", 
                   "name", "run", "device", "output")
 """Sections of the full pipeline config that belong to other commands (accepted, ignored)."""
 
-PIM_DEFAULT_SUBSET = 256
 DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
     "digits": ((1, 8, 8), 10), "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
 }
@@ -66,28 +72,33 @@ class EvaluatorSpec:
         from crossnas.supernet import SubnetScorer
         from crossnas.train import load_supernet
 
-        if self.threads:
+        if self.threads:  # a spawned worker process of its own (the CLI's choice, passed down)
             torch.set_num_threads(self.threads)
         if self.supernet_dir is None:
             raise CrossnasError(f"search.accuracy.fidelity {acc.fidelity!r} needs a trained supernet")
         run = load_supernet(self.supernet_dir, device=self.device)
         data = load_data(run.config.data)
-        subset = acc.val_subset
-        if subset is None and acc.fidelity == "pim":
-            subset = PIM_DEFAULT_SUBSET
         kwargs: dict[str, Any] = {"device": self.device, "channels_last": run.config.train.channels_last}
         if acc.bn_batches is not None:
             kwargs["bn_batches"] = acc.bn_batches
         if acc.batch_size is not None:
             kwargs["batch_size"] = acc.batch_size
         if acc.fidelity == "supernet":
-            if subset is not None:
-                data = dataclasses.replace(data, val_x=data.val_x[:subset], val_y=data.val_y[:subset])
+            if acc.val_subset is not None:
+                data = dataclasses.replace(data, val_x=data.val_x[:acc.val_subset], val_y=data.val_y[:acc.val_subset])
             return SupernetAccuracy(SubnetScorer(run.net, data, **kwargs))
+        n_pim = acc.val_images if acc.fidelity == "pim_aware" or acc.val_subset is None else acc.val_subset
+        sim = PimSimScorer(None, data.val_x[:n_pim], data.val_y[:n_pim],
+                           calibration_x=data.train_x[:acc.calibration_images], mc_runs=acc.mc_runs,
+                           seed=acc.pim_seed, batch_size=acc.batch_size or 256, device=acc.device, adc=acc.adc)
+        if acc.fidelity == "pim":
+            sim.module_for = SubnetScorer(run.net, data, **kwargs).extract
+            return PimAccuracy(sim)
+        if acc.val_subset is not None:
+            data = dataclasses.replace(data, val_x=data.val_x[:acc.val_subset], val_y=data.val_y[:acc.val_subset])
         scorer = SubnetScorer(run.net, data, **kwargs)
-        x, y = data.val_x[:subset], data.val_y[:subset]
-        return PimAccuracy(scorer.extract, x, y, mc_runs=acc.mc_runs, seed=acc.pim_seed,
-                           batch_size=acc.batch_size or 256)
+        sim.module_for = scorer.extract
+        return PimAwareAccuracy(scorer, sim)
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,21 @@ def read_search_file(path: str | Path, overrides: dict[str, Any] | None = None,
     return data
 
 
+def _inherit_evaluation_chip(search: SearchConfig, data: dict[str, Any], source: str | Path) -> SearchConfig:
+    """PIM scores simulate the chip the winners are judged on: ``search.accuracy.device``/``adc``
+    left unset take the ``evaluate`` section's overrides of a pipeline config."""
+    acc = search.accuracy
+    ev = data.get("evaluate") or {}
+    if not isinstance(ev, dict):
+        return search
+    updates = {k: ev[k] for k in ("device", "adc") if getattr(acc, k) is None and ev.get(k)}
+    if not updates:
+        return search
+    merged = {"accuracy": {**acc.model_dump(), **updates}}
+    new_acc = _validate(AccuracyConfig, merged, "accuracy", source)
+    return search.model_copy(update={"accuracy": new_acc})
+
+
 def load_search(config_path: str | Path, run_dir: str | Path, *, supernet_dir: str | Path | None = None,
                 overrides: dict[str, Any] | None = None, mode: str | None = None,
                 device: str = "cpu") -> LoadedSearch:
@@ -150,6 +176,7 @@ def load_search(config_path: str | Path, run_dir: str | Path, *, supernet_dir: s
     """
     data = read_search_file(config_path, overrides, mode)
     search = _validate(SearchConfig, data, "search", config_path)
+    search = _inherit_evaluation_chip(search, data, config_path)
     hardware = _validate(HardwareConfig, data, "hardware", config_path)
     file_space = _validate(SpaceConfig, data, "space", config_path) if data.get("space") is not None else None
     info: dict[str, Any] = {"config_file": str(config_path)}

@@ -2,8 +2,10 @@
 
 The paper's fitness is ``w_acc * acc - (1 - w_acc) * lat_norm * energy_norm`` with the
 accuracy in percent (as in the paper's code) and latency and energy min-max normalised
-to 0..100 over ranges of the configured space. Figures below the range's minimum count
-as 0 (the product stays monotone); above the maximum they keep growing past 100.
+to 0..100 over ranges of the configured space. The search lowers a range's minimum to
+cover every candidate it evaluates (:meth:`Ranges.cover`, recorded as ``widened``), so a
+factor is 0 only for the cheapest candidate seen (figures below a given minimum still
+count as 0); above the maximum a factor keeps growing past 100.
 """
 
 from __future__ import annotations
@@ -52,6 +54,56 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class PimScore:
+    """A candidate's accuracy on its own simulated chip (Monte-Carlo, fractions 0..1)."""
+
+    mean: float
+    std: float
+    runs: tuple[float, ...] = ()
+    eval_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pim_accuracy_mean": self.mean, "pim_accuracy_std": self.std, "pim_runs": list(self.runs),
+                "pim_eval_s": self.eval_s}
+
+
+def with_pim(results: Mapping[str, Evaluation], pim: Mapping[str, PimScore]) -> dict[str, Evaluation]:
+    """The evaluations with every available PIM score in place of the supernet score.
+
+    A candidate with a PIM score gets ``accuracy = pim.mean`` and fidelity ``pim``; every
+    evaluation keeps its cheap score as ``extra["supernet_accuracy"]`` (or ``synthetic``'s)
+    and, when scored, ``pim_accuracy_mean``/``pim_accuracy_std``/``pim_runs`` in ``extra``.
+    """
+    out: dict[str, Evaluation] = {}
+    for key, ev in results.items():
+        p = pim.get(key)
+        if p is None:
+            out[key] = ev
+            continue
+        extra = {**dict(ev.extra), "supernet_accuracy": ev.accuracy, "supernet_fidelity": ev.fidelity,
+                 **p.to_json()}
+        out[key] = Evaluation(key, p.mean, ev.cost, "pim", extra)
+    return out
+
+
+def accuracy_fields(ev: Evaluation) -> dict[str, Any]:
+    """Which accuracies an evaluation holds, named: ``accuracy`` (the one the search used),
+    ``accuracy_source``, ``supernet_accuracy`` and, when simulated, the PIM mean and std."""
+    out: dict[str, Any] = {"accuracy_source": ev.fidelity}
+    if ev.fidelity == "pim" and "supernet_accuracy" in ev.extra:
+        out["supernet_accuracy"] = float(ev.extra["supernet_accuracy"])
+        out["pim_accuracy_mean"] = float(ev.extra["pim_accuracy_mean"])
+        out["pim_accuracy_std"] = float(ev.extra["pim_accuracy_std"])
+    elif ev.fidelity == "pim":
+        out["pim_accuracy_mean"] = ev.accuracy
+        if "pim_accuracy_std" in ev.extra:
+            out["pim_accuracy_std"] = float(ev.extra["pim_accuracy_std"])
+    else:
+        out[f"{ev.fidelity or 'supernet'}_accuracy"] = ev.accuracy
+    return out
+
+
+@dataclass(frozen=True)
 class Ranges:
     """Min-max ranges of the hardware metrics: ``{metric: (lo, hi)}``."""
 
@@ -65,9 +117,37 @@ class Ranges:
         lo, hi = self.ranges[metric]
         return np.maximum(100.0 * (np.asarray(value, dtype=float) - lo) / (hi - lo), 0.0)
 
+    widened: tuple[str, ...] = ()
+    """Metrics whose minimum was lowered to cover an evaluated candidate (:meth:`cover`)."""
+
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "samples": self.samples,
-                "ranges": {k: [float(a), float(b)] for k, (a, b) in self.ranges.items()}}
+        out: dict[str, Any] = {"source": self.source, "samples": self.samples,
+                               "ranges": {k: [float(a), float(b)] for k, (a, b) in self.ranges.items()}}
+        if self.widened:
+            out["widened"] = list(self.widened)
+        return out
+
+    def cover(self, costs: Sequence[HardwareCost], metrics: Sequence[str] = ("latency_ms", "energy_mJ")) -> Ranges:
+        """These ranges with each minimum lowered to the lowest of ``costs`` where it is below.
+
+        The paper's fitness multiplies the two normalised factors; a factor floored at 0
+        (a candidate cheaper than the range's minimum) would drop the other metric from
+        the penalty. The search calls this with every evaluated candidate before ranking.
+        """
+        if not costs:
+            return self
+        out = dict(self.ranges)
+        widened = list(self.widened)
+        for m in metrics:
+            lo, hi = out[m]
+            low = min(float(getattr(c, m)) for c in costs)
+            if low < lo:
+                out[m] = (low, hi)
+                if m not in widened:
+                    widened.append(m)
+        if out == dict(self.ranges):
+            return self
+        return Ranges(out, self.source, self.samples, tuple(widened))
 
 
 def estimate_ranges(costs: Sequence[HardwareCost], given: Mapping[str, tuple[float, float]]) -> Ranges:
@@ -119,33 +199,48 @@ def front(evals: Sequence[Evaluation], objectives: Sequence[str]) -> list[Evalua
     return sorted(out, key=lambda e: (-e.accuracy, e.key))
 
 
-def normalized_hypervolume(evals: Sequence[Evaluation], objectives: Sequence[str], ranges: Ranges) -> float:
+def _check_reference_accuracy(reference_accuracy: float) -> float:
+    r = float(reference_accuracy)
+    if not 0.0 <= r < 1.0:
+        raise ValueError(f"reference_accuracy must be in [0, 1), got {reference_accuracy}")
+    return r
+
+
+def normalized_hypervolume(evals: Sequence[Evaluation], objectives: Sequence[str], ranges: Ranges,
+                           reference_accuracy: float = 0.0) -> float:
     """Hypervolume of ``(1 - accuracy, cost_norm...)`` with every axis in 0..1.
 
     Each cost is divided by the top of its range (``cost / hi``); the reference point is
-    accuracy 0 and every cost at the top of its range, so the value lies in 0..1 and is
-    comparable between runs that share the ranges.
+    accuracy ``reference_accuracy`` (default 0) and every cost at the top of its range, so
+    the value lies in 0..(1 - reference_accuracy) and is comparable between runs that
+    share the ranges and the reference. Candidates at or below the reference accuracy
+    contribute nothing.
     """
+    r = _check_reference_accuracy(reference_accuracy)
     if not evals:
         return 0.0
     pts = np.array(
         [[1.0 - e.accuracy, *(e.metric(o) / ranges.ranges[o][1] for o in objectives)] for e in evals], dtype=float
     )
-    return hypervolume(pts, np.ones(1 + len(objectives)))
+    return hypervolume(pts, np.array([1.0 - r] + [1.0] * len(objectives)))
 
 
-def log_hypervolume(evals: Sequence[Evaluation], objectives: Sequence[str], ranges: Ranges) -> float:
-    """Hypervolume of ``(1 - accuracy, log10(cost / ref)...)``, reference ``(1, 0, ...)``.
+def log_hypervolume(evals: Sequence[Evaluation], objectives: Sequence[str], ranges: Ranges,
+                    reference_accuracy: float = 0.0) -> float:
+    """Hypervolume of ``(1 - accuracy, log10(cost / ref)...)``, reference ``(1 - r, 0, ...)``.
 
     Hardware figures span decades (EDP: 3-4), so a linear axis makes the volume almost
     only a matter of the best accuracy; on a log axis every decade of cost saved counts
     the same. ``ref`` is the top of each metric's range; the unit is accuracy x decades.
-    Candidates above a reference contribute nothing.
+    ``r`` is ``reference_accuracy`` (default 0): with ``r > 0`` only accuracy above ``r``
+    counts, so cheap but useless designs earn nothing. Candidates at or above a cost
+    reference, or at or below the reference accuracy, contribute nothing.
     """
+    r = _check_reference_accuracy(reference_accuracy)
     if not evals:
         return 0.0
     pts = np.array(
         [[1.0 - e.accuracy, *(np.log10(max(e.metric(o), 1e-300) / ranges.ranges[o][1]) for o in objectives)]
          for e in evals], dtype=float,
     )
-    return hypervolume(pts, np.array([1.0] + [0.0] * len(objectives)))
+    return hypervolume(pts, np.array([1.0 - r] + [0.0] * len(objectives)))

@@ -36,12 +36,14 @@ from crossnas.search.costs import CostCache
 from crossnas.search.genome import GenomeSpace
 from crossnas.search.objectives import (
     Evaluation,
+    PimScore,
     Ranges,
     objective_matrix,
     paper_fitness,
     violations,
+    with_pim,
 )
-from crossnas.search.pareto import crowding_distance, non_dominated_sort
+from crossnas.search.pareto import crowding_distance, non_dominated_sort, pareto_mask
 
 logger = logging.getLogger(__name__)
 
@@ -189,11 +191,49 @@ class RandomRun(Run):
 
 @dataclass
 class Stage:
-    """One generation's work: ``keys`` (unique, in plan order) to be evaluated."""
+    """One generation's work: ``keys`` (unique, in plan order) to be evaluated, then
+    (``pim_aware``) ``pim_keys``: the candidates whose PIM score the current round needs."""
 
     index: int
     keys: list[str]
     per_run: list[list[str]] = field(default_factory=list)
+    pim_keys: list[str] = field(default_factory=list)
+    pim_scored: list[str] = field(default_factory=list)
+    """Keys whose PIM scores this generation's rounds took in (replayed from the store)."""
+
+
+class PimSelection:
+    """Which candidates deserve a PIM score: those that can win or shape the search.
+
+    For every fitness weight the ``top_k`` candidates by paper fitness, then every member
+    of the front (accuracy vs ``objectives``), in that order, over the evaluations given
+    (PIM scores already applied). The planner repeats the selection until every selected
+    candidate has a PIM score: a supernet score is (nearly always) an upper bound of the
+    PIM score, so the final top-k and front are those of the PIM scores.
+
+    Args:
+        w_acc: fitness weights.
+        top_k: candidates per weight.
+        objectives: hardware objectives of the front.
+    """
+
+    def __init__(self, w_acc: Sequence[float], top_k: int, objectives: Sequence[str]) -> None:
+        self.w_acc, self.top_k, self.objectives = tuple(w_acc), int(top_k), tuple(objectives)
+
+    def __call__(self, evals: Mapping[str, Evaluation], ranges: Ranges) -> list[str]:
+        keys = sorted(evals)
+        if not keys:
+            return []
+        evs = [evals[k] for k in keys]
+        out: dict[str, None] = {}
+        if self.top_k > 0:
+            for w in self.w_acc:
+                fit = np.array([paper_fitness(e, w, ranges) for e in evs])
+                order = sorted(range(len(keys)), key=lambda i: (-fit[i], keys[i]))
+                out.update(dict.fromkeys(keys[i] for i in order[: self.top_k]))
+        mask = pareto_mask(objective_matrix(evs, self.objectives))
+        out.update(dict.fromkeys(k for k, m in zip(keys, mask, strict=True) if m))
+        return list(out)
 
 
 class Planner:
@@ -208,12 +248,21 @@ class Planner:
         generations: number of generations, generation 0 included.
         limits: hard constraints ``{metric: max}``.
         max_rejected: consecutive rejections before a generation is cut short.
+        ranges: normalisation ranges; their minima are lowered to cover every evaluated
+            candidate at each generation boundary (runs with a ``ranges`` attribute get them).
+        pim_select: ``pim_aware`` searches: the :class:`PimSelection`; after each generation
+            its candidates get PIM scores before the runs observe the generation.
     """
 
     def __init__(self, genomes: GenomeSpace, costs: CostCache, runs: Sequence[Run], *, seed: int,
                  population: int, generations: int, limits: Mapping[str, float] | None = None,
-                 max_rejected: int = 2000) -> None:
+                 max_rejected: int = 2000, ranges: Ranges | None = None,
+                 pim_select: PimSelection | None = None) -> None:
         self.genomes, self.costs, self.runs = genomes, costs, list(runs)
+        self.ranges = ranges
+        self.pim_select = pim_select
+        self.pim_known: dict[str, PimScore] = {}
+        self.visible: dict[str, None] = {}
         self.seed, self.population, self.generations = int(seed), int(population), int(generations)
         self.limits = dict(limits or {})
         self.max_rejected = int(max_rejected)
@@ -226,21 +275,76 @@ class Planner:
         self._best_seen: dict[str, float] = {}
 
     # ---- public ------------------------------------------------------------------------
-    def current(self, results: Mapping[str, Evaluation]) -> Stage | None:
-        """The first generation not fully evaluated (planning it if needed); ``None`` when done."""
+    def current(self, results: Mapping[str, Evaluation], pim: Mapping[str, PimScore] | None = None) -> Stage | None:
+        """The first generation not fully evaluated (planning it if needed); ``None`` when done.
+
+        A returned stage with ``pim_keys`` is in its PIM phase: those candidates need PIM
+        scores (``pim``: every stored score) before the generation is complete.
+        """
+        pim = pim or {}
         while True:
             if self.stages and not all(k in results for k in self.stages[-1].keys):
                 return self.stages[-1]
+            if self.stages:
+                self._cover_ranges()
+                if self.pim_select is not None:
+                    last = self.stages[-1]
+                    last.pim_keys = self._pim_round(results, pim)
+                    if last.pim_keys:
+                        return last
             if len(self.stages) >= self.generations:
                 return None
             if self.stages:
                 last = self.stages[-1]
+                merged = self.merged(results)
                 for run, keys in zip(self.runs, last.per_run, strict=True):
-                    run.observe(keys, results)
+                    run.observe(keys, merged)
             self.stages.append(self._plan(len(self.stages)))
+            self.visible.update(dict.fromkeys(self.stages[-1].keys))
             if not self.stages[-1].keys:  # converged: nothing new to try
                 logger.info("generation %d has no new candidates; the search ends", len(self.stages) - 1)
                 self.generations = len(self.stages)
+
+    def merged(self, results: Mapping[str, Evaluation]) -> dict[str, Evaluation]:
+        """The evaluations of the planned generations, with the PIM scores taken in so far."""
+        vis = {k: results[k] for k in self.visible if k in results}
+        return with_pim(vis, self.pim_known) if self.pim_known else vis
+
+    def _cover_ranges(self) -> None:
+        if self.ranges is None:
+            return
+        new = [self.costs.get(k) for k in self.stages[-1].keys if k in self.costs]
+        ranges = self.ranges.cover(new)
+        if ranges is not self.ranges:
+            self.ranges = ranges
+            for run in self.runs:
+                if hasattr(run, "ranges"):
+                    run.ranges = ranges
+
+    def _pim_round(self, results: Mapping[str, Evaluation], pim: Mapping[str, PimScore]) -> list[str]:
+        """PIM-score keys the current round still needs (``[]``: the generation is complete).
+
+        Rounds are replayed from the stored scores: a round's selection is taken in only
+        when all of it is scored, so every worker and every resume agrees on the rounds.
+        """
+        assert self.pim_select is not None
+        stage = self.stages[-1]
+        while True:
+            ranges = self.ranges or Ranges({m: (0.0, 1.0) for m in ("latency_ms", "energy_mJ", "edp_mJms",
+                                                                    "area_mm2")})
+            want = [k for k in self.pim_select(self.merged(results), ranges) if k not in self.pim_known]
+            if not want:
+                return []
+            missing = [k for k in want if k not in pim]
+            if missing:
+                return missing
+            for k in want:
+                self.pim_known[k] = pim[k]
+            stage.pim_scored.extend(want)
+
+    def n_pim(self) -> int:
+        """PIM scores the planned generations have taken in."""
+        return len(self.pim_known)
 
     def expected_total(self) -> int:
         """Planned evaluations so far plus an upper bound for the generations to come."""

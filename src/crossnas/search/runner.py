@@ -11,6 +11,7 @@ command writes ``search.json``, ``pareto.json`` and ``best.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import multiprocessing as mp
@@ -32,13 +33,15 @@ from crossnas.search.genome import GenomeSpace
 from crossnas.search.objectives import (
     Evaluation,
     Ranges,
+    accuracy_fields,
     estimate_ranges,
     front,
     normalized_hypervolume,
     paper_fitness,
+    with_pim,
 )
-from crossnas.search.planner import NSGA2Run, PaperRun, Planner, Run
-from crossnas.search.store import HB_PREFIX, TrialStore, redact, resolve_storage_url
+from crossnas.search.planner import NSGA2Run, PaperRun, PimSelection, Planner, Run
+from crossnas.search.store import HB_PREFIX, PIM_SUFFIX, TrialStore, pim_key, redact, resolve_storage_url
 from crossnas.utils.io import stable_hash, write_json
 
 logger = logging.getLogger(__name__)
@@ -91,6 +94,8 @@ class ProgressInfo:
     best_fitness: float | None = None
     front_size: int | None = None
     done: bool = False
+    pim_scored: int = 0
+    """PIM scores stored so far (``pim_aware``)."""
 
 
 ProgressFn = Callable[[ProgressInfo], None]
@@ -108,13 +113,17 @@ class WorkerStats:
     storage_s: float = 0.0
     cost_s: float = 0.0
     cost_calls: int = 0
+    pim_scored: int = 0
+    pim_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        over = (self.wall_s - self.eval_s) / self.evaluated * 1e3 if self.evaluated else None
+        over = (self.wall_s - self.eval_s - self.pim_s) / self.evaluated * 1e3 if self.evaluated else None
         return {"evaluated_here": self.evaluated, "accuracy_reused": self.cached_accuracy,
                 "lost_claim_races": self.lost_races, "wall_s": round(self.wall_s, 4),
                 "accuracy_eval_s": round(self.eval_s, 4), "storage_s": round(self.storage_s, 4),
                 "cost_model_s": round(self.cost_s, 4), "cost_model_calls": self.cost_calls,
+                "pim_scored_here": self.pim_scored, "pim_score_s": round(self.pim_s, 4),
+                "pim_s_per_candidate": round(self.pim_s / self.pim_scored, 4) if self.pim_scored else None,
                 "overhead_ms_per_candidate": None if over is None else round(over, 4)}
 
 
@@ -175,6 +184,27 @@ def _best_for_display(problem: SearchProblem, results: Mapping[str, Evaluation],
 
 
 # ---- the worker loop ------------------------------------------------------------------------------
+def _score_pim(evaluator: Evaluator, store: TrialStore, ids: Sequence[int], cands: Sequence[Any],
+               hw_costs: Sequence[Any], owned: Sequence[bool], stats: WorkerStats) -> int:
+    """PIM-scores the owned claims one by one, storing each at once; returns how many."""
+    scorer = getattr(evaluator, "pim_scores", None)
+    if scorer is None:
+        raise CrossnasError(f"search.accuracy: the {evaluator.fidelity!r} evaluator cannot give PIM scores; "
+                            "use fidelity pim_aware")
+    n = 0
+    for tid, cand, cost, ok in zip(ids, cands, hw_costs, owned, strict=True):
+        if not ok:
+            continue
+        t0 = time.perf_counter()
+        score = scorer([cand])[0]
+        took = time.perf_counter() - t0
+        stats.pim_s += took
+        if store.complete_pim(tid, dataclasses.replace(score, eval_s=took), cost):
+            n += 1
+        store.heartbeat()
+    return n
+
+
 def work(problem: SearchProblem, store: TrialStore, evaluator_factory: EvaluatorFactory,
          cost_fn: CostFn | None = None, progress: ProgressFn | None = None) -> tuple[WorkerStats, Planner, Ranges]:
     """Works on the study until every generation is complete.
@@ -190,71 +220,82 @@ def work(problem: SearchProblem, store: TrialStore, evaluator_factory: Evaluator
     for key, cost in store.costs_of_all().items():
         costs.put(key, cost)
     ranges = load_or_sample_ranges(problem, store, genomes, costs)
+    pim_select = (PimSelection(cfg.w_acc, cfg.accuracy.top_k, cfg.objectives)
+                  if cfg.accuracy.multi_fidelity else None)
     planner = Planner(genomes, costs, build_runs(problem, genomes, ranges), seed=cfg.seed,
                       population=cfg.evolution.population, generations=cfg.evolution.generations,
-                      limits=cfg.constraints.limits(), max_rejected=cfg.max_rejected)
+                      limits=cfg.constraints.limits(), max_rejected=cfg.max_rejected, ranges=ranges,
+                      pim_select=pim_select)
     evaluator: Evaluator | None = None
     best: float | None = None
     fsize: int | None = None
     shown_at = -1e9
     store.heartbeat(force=True)
     try:
-        while True:
-            view = store.read()
-            stage = planner.current(view.results)
-            if progress is not None:
-                if time.perf_counter() - shown_at > 1.0 or stage is None:  # O(n^2) front: throttled
-                    best, fsize = _best_for_display(problem, view.results, ranges)
-                    shown_at = time.perf_counter()
-                progress(ProgressInfo(len(planner.stages) - 1 if stage else planner.generations - 1,
-                                      planner.generations, len(view.results), planner.expected_total(), cfg.mode,
-                                      best, fsize, done=stage is None))
-            if stage is None:
-                break
-            pending = [k for k in stage.keys if k not in view.results and k not in view.running]
-            if not pending:
-                store.heartbeat()
-                time.sleep(cfg.poll_s)
-                continue
-            live = store.live_workers()
-            share = min(math.ceil(len(pending) / len(live)), cfg.claim_batch)
-            rank = live.index(store.worker.id)
-            mine = pending[rank * share:(rank + 1) * share] or pending[:share]
-            if evaluator is None:
-                evaluator = evaluator_factory()
-            cands = [genomes.candidate(genomes.vec_of_key(k)) for k in mine]
-            hw_costs = costs.costs(cands)
-            ids = store.claim(cands, hw_costs, stage.index, evaluator.fidelity)
-            view = store.read()
-            owned = store.owned(ids, [c.key for c in cands], view)
-            stats.lost_races += sum(not o for o in owned)
-            acc_by_arch: dict[str, float] = {}
-            if not evaluator.hardware_dependent:
-                for ev in view.results.values():
-                    acc_by_arch.setdefault(ev.key.partition("|")[0], ev.accuracy)
-            evaluated = 0
-            for tid, cand, cost, ok in zip(ids, cands, hw_costs, owned, strict=True):
-                if not ok:
-                    continue
-                t0 = time.perf_counter()
-                cached = cand.arch in acc_by_arch
-                if cached:
-                    acc = acc_by_arch[cand.arch]
-                else:
-                    acc = float(evaluator.evaluate([cand])[0])
-                    if not evaluator.hardware_dependent:
-                        acc_by_arch[cand.arch] = acc
-                eval_s = time.perf_counter() - t0
-                stats.eval_s += eval_s
-                ev = Evaluation(cand.key, acc, cost, evaluator.fidelity)
-                if store.complete(tid, ev, eval_s, cached):
-                    stats.evaluated += 1
-                    stats.cached_accuracy += int(cached)
-                    evaluated += 1
-                store.heartbeat()
+        with store.heartbeat_thread():  # leases stay fresh during long evaluations
+            while True:
+                view = store.read()
+                stage = planner.current(view.results, view.pim)
                 if progress is not None:
-                    progress(ProgressInfo(stage.index, planner.generations, len(view.results) + evaluated,
-                                          planner.expected_total(), cfg.mode))
+                    if time.perf_counter() - shown_at > 1.0 or stage is None:  # O(n^2) front: throttled
+                        best, fsize = _best_for_display(problem, planner.merged(view.results), planner.ranges or ranges)
+                        shown_at = time.perf_counter()
+                    progress(ProgressInfo(len(planner.stages) - 1 if stage else planner.generations - 1,
+                                          planner.generations, len(view.results), planner.expected_total(), cfg.mode,
+                                          best, fsize, done=stage is None, pim_scored=len(view.pim)))
+                if stage is None:
+                    break
+                pim_phase = bool(stage.pim_keys)
+                work_keys = [pim_key(k) for k in stage.pim_keys] if pim_phase else stage.keys
+                pending = [k for k in work_keys if not view.done(k) and k not in view.running]
+                if not pending:
+                    store.heartbeat()
+                    time.sleep(cfg.poll_s)
+                    continue
+                live = store.live_workers()
+                share = min(math.ceil(len(pending) / len(live)), cfg.claim_batch)
+                rank = live.index(store.worker.id)
+                mine = pending[rank * share:(rank + 1) * share] or pending[:share]
+                if evaluator is None:
+                    evaluator = evaluator_factory()
+                if pim_phase:
+                    mine = [k[: -len(PIM_SUFFIX)] for k in mine]
+                cands = [genomes.candidate(genomes.vec_of_key(k)) for k in mine]
+                hw_costs = costs.costs(cands)
+                ids = store.claim(cands, hw_costs, stage.index, evaluator.fidelity, pim=pim_phase)
+                view = store.read()
+                owned = store.owned(ids, [pim_key(c.key) if pim_phase else c.key for c in cands], view)
+                stats.lost_races += sum(not o for o in owned)
+                if pim_phase:
+                    stats.pim_scored += _score_pim(evaluator, store, ids, cands, hw_costs, owned, stats)
+                    continue
+                acc_by_arch: dict[str, float] = {}
+                if not evaluator.hardware_dependent:
+                    for ev in view.results.values():
+                        acc_by_arch.setdefault(ev.key.partition("|")[0], ev.accuracy)
+                evaluated = 0
+                for tid, cand, cost, ok in zip(ids, cands, hw_costs, owned, strict=True):
+                    if not ok:
+                        continue
+                    t0 = time.perf_counter()
+                    cached = cand.arch in acc_by_arch
+                    if cached:
+                        acc = acc_by_arch[cand.arch]
+                    else:
+                        acc = float(evaluator.evaluate([cand])[0])
+                        if not evaluator.hardware_dependent:
+                            acc_by_arch[cand.arch] = acc
+                    eval_s = time.perf_counter() - t0
+                    stats.eval_s += eval_s
+                    ev = Evaluation(cand.key, acc, cost, evaluator.fidelity)
+                    if store.complete(tid, ev, eval_s, cached):
+                        stats.evaluated += 1
+                        stats.cached_accuracy += int(cached)
+                        evaluated += 1
+                    store.heartbeat()
+                    if progress is not None:
+                        progress(ProgressInfo(stage.index, planner.generations, len(view.results) + evaluated,
+                                              planner.expected_total(), cfg.mode))
     except BaseException:
         store.release_mine()
         raise
@@ -266,7 +307,7 @@ def work(problem: SearchProblem, store: TrialStore, evaluator_factory: Evaluator
     stats.wall_s = time.perf_counter() - t_start
     stats.storage_s = store.seconds
     stats.cost_s, stats.cost_calls = costs.seconds, costs.n_calls
-    return stats, planner, ranges
+    return stats, planner, planner.ranges or ranges
 
 
 def _worker_process(problem: SearchProblem, url: str, evaluator_factory: EvaluatorFactory,
@@ -293,9 +334,11 @@ def _die_with_parent() -> None:
 # ---- outputs --------------------------------------------------------------------------------
 def _entry(ev: Evaluation, genomes: GenomeSpace, trial: int | None, with_hardware: bool = False) -> dict[str, Any]:
     cand = genomes.candidate(genomes.vec_of_key(ev.key))
+    acc = accuracy_fields(ev)
+    metrics = {**ev.metrics(), **{k: v for k, v in acc.items() if k != "accuracy_source"}}
     out: dict[str, Any] = {
         "key": ev.key, "arch": cand.arch, "hardware_genes": cand.hw_genes_dict(),
-        "metrics": ev.metrics(), "fidelity": ev.fidelity, "trial": trial,
+        "metrics": metrics, "fidelity": ev.fidelity, "accuracy_source": acc["accuracy_source"], "trial": trial,
     }
     if with_hardware:
         out["layers"] = cand.spec.to_json()
@@ -394,7 +437,8 @@ def run_search(problem: SearchProblem, evaluator_factory: EvaluatorFactory, out_
     if failed:
         logger.warning("%d worker process(es) exited with errors %s; the study is complete regardless", len(failed), failed)
     view = store.read()
-    pareto, best = summarize(problem, view.results, view.trial_of, ranges)
+    results = with_pim(view.results, view.pim)
+    pareto, best = summarize(problem, results, view.trial_of, ranges)
     counts = store.trials_summary()
     wall = time.perf_counter() - t0
     stats_json = stats.to_json()
@@ -416,6 +460,8 @@ def run_search(problem: SearchProblem, evaluator_factory: EvaluatorFactory, out_
         "generations": len(planner.stages),
         "runs": [r.name for r in planner.runs],
         "evaluations": len(view.results),
+        "pim_scores": len(view.pim),
+        "accuracy": _accuracy_note(problem.config),
         "trials": counts,
         "rejected": {"invalid": planner.n_invalid, "duplicate": planner.n_duplicate,
                      "over_constraints": planner.n_infeasible},
@@ -428,7 +474,7 @@ def run_search(problem: SearchProblem, evaluator_factory: EvaluatorFactory, out_
     write_json(out / "best.json", best)
     summary = {
         "run_dir": str(out), "mode": problem.config.mode, "storage": redact(url),
-        "evaluations": len(view.results), "evaluated_here": stats.evaluated,
+        "evaluations": len(view.results), "evaluated_here": stats.evaluated, "pim_scores": len(view.pim),
         "generations": len(planner.stages), "front_size": len(pareto["front"]),
         "hypervolume": pareto["hypervolume"],
         "best": [{"w_acc": w["w_acc"], "arch": w["arch"], "hardware_genes": w["hardware_genes"],
@@ -436,7 +482,21 @@ def run_search(problem: SearchProblem, evaluator_factory: EvaluatorFactory, out_
         "wall_s": round(wall, 3),
         "overhead_ms_per_candidate": stats_json["overhead_ms_per_candidate"],
     }
-    return SearchResult(out, summary, dict(view.results), pareto, best)
+    return SearchResult(out, summary, results, pareto, best)
+
+
+def _accuracy_note(cfg: SearchConfig) -> dict[str, Any]:
+    """What the ``accuracy`` of the outputs is (search.json)."""
+    acc = cfg.accuracy
+    if acc.multi_fidelity:
+        return {"fidelity": acc.fidelity, "meaning": "PIM score (Monte-Carlo mean on the candidate's simulated chip, "
+                "validation subset) where one exists (accuracy_source 'pim'), else the supernet score",
+                "top_k": acc.top_k, "mc_runs": acc.mc_runs, "val_images": acc.val_images,
+                "calibration_images": acc.calibration_images, "device": acc.device, "adc": acc.adc}
+    return {"fidelity": acc.fidelity, "meaning": {
+        "supernet": "inherited supernet weights, fake-quantized, BN re-estimated (blind to the hardware)",
+        "pim": "every candidate on its simulated chip (Monte-Carlo mean)",
+        "synthetic": "a deterministic proxy (no data)"}.get(acc.fidelity, acc.fidelity)}
 
 
 def _interrupted() -> bool:
