@@ -60,6 +60,14 @@ def test_run_writes_everything(finished_run: tuple[Path, Path, dict]) -> None:
     assert len(ev["pim_accuracy_runs"]) == 2
     html = (out / "report" / "report.html").read_text()
     assert "reported in the paper" in html and "data:image/png;base64," in html
+    # every accuracy says which it is; the search's winners were scored on their own chips
+    assert "PIM accuracy, retrained (%)" in html and "search: PIM score ± MC std (%)" in html
+    best = json.loads((out / "search" / "best.json").read_text())
+    assert all(w["accuracy_source"] == "pim" for w in best["winners"])
+    cands = json.loads((out / "search" / "candidates.json").read_text())["candidates"]
+    assert {c["accuracy_source"] for c in cands} <= {"pim", "supernet"} and any(
+        c["accuracy_source"] == "pim" for c in cands)
+    assert summary["search_accuracy"]["accuracy_source"] == "pim"
 
 
 @pytest.mark.slow

@@ -136,3 +136,50 @@ def test_pim_scoring_overrides_are_checked() -> None:
         SearchConfig.model_validate({"accuracy": {"device": {"variance": 5}}})
     cfg = SearchConfig.model_validate({"accuracy": {"device": {"variation_pct": 5}}})
     assert cfg.accuracy.device == {"variation_pct": 5} and cfg.accuracy.multi_fidelity
+
+
+def _tiny_scorer(screen: float, variation: float):  # type: ignore[no-untyped-def]
+    import torch
+
+    from crossnas.search.evaluators import PimSimScorer
+    from crossnas.search.genome import Candidate
+    from crossnas.space import ArchSpec
+    from crossnas.supernet import build_static
+
+    space = SpaceConfig.model_validate({"n_layers": 2, "widths": [8, 16], "w_bits": [5, 7], "a_bits": [5, 7],
+                                        "head": {"fc": [16]}})
+    spec = ArchSpec.from_string("V16w5a5-R8w7a7")
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    net = build_static(spec, space, (1, 8, 8), 10)
+    with torch.no_grad():  # a few training-mode passes set BN statistics, then eval
+        for _ in range(3):
+            net(torch.rand(32, 1, 8, 8, generator=g))
+    net.eval()
+    x, y = torch.rand(48, 1, 8, 8, generator=g), torch.randint(0, 10, (48,), generator=g)
+    with torch.no_grad():
+        y = torch.where(torch.rand(48, generator=g) < 0.7, net(x).argmax(1), y)  # mostly "right" labels
+    cal = torch.rand(16, 1, 8, 8, generator=g)
+    hw = HardwareConfig().with_updates(device={"variation_pct": variation})
+    cand = Candidate("k", spec, hw, ())
+    sim = PimSimScorer(lambda s: net, x, y, calibration_x=cal, mc_runs=3, seed=4, batch_size=20, screen=screen)
+    return sim, cand, net, x, y, cal, hw
+
+
+def test_pim_score_is_the_simulators_and_the_screen_stops_broken_chips() -> None:
+    from crossnas.pimsim import pim_accuracy
+
+    sim, cand, net, x, y, cal, hw = _tiny_scorer(screen=0.5, variation=10.0)
+    score = sim.score(cand)
+    ref = pim_accuracy(net, hw, x, y, mc_runs=3, seed=4, batch_size=20, calibration_x=cal)
+    assert score.images == 48 and score.mean == pytest.approx(ref.mean) and score.std == pytest.approx(ref.std)
+    assert list(score.runs) == pytest.approx(ref.runs) and score.quantized == pytest.approx(ref.quantized_accuracy)
+    # a screen nothing passes: one chip on the first quarter (16 images) is the score
+    sim.screen = 1.0 + 1e-9
+    broken = sim.score(cand)
+    first = pim_accuracy(net, hw, x[:16], y[:16], mc_runs=1, seed=4, batch_size=20, calibration_x=cal)
+    assert broken.images == 16 and broken.mean == pytest.approx(first.mean) and broken.std == 0.0
+    # a chip without random non-idealities is simulated once
+    sim2, cand2, *_ = _tiny_scorer(screen=0.0, variation=0.0)
+    s2 = sim2.score(cand2)
+    assert s2.std == 0.0 and len(set(s2.runs)) == 1 and len(s2.runs) == 3

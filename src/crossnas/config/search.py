@@ -203,6 +203,12 @@ class AccuracyConfig(BaseModel):
     val_images: int = Field(256, ge=1)
     """``pim_aware``/``pim``: validation images of a PIM score (the first N of the validation
     split; cost grows linearly)."""
+    screen: float = Field(0.5, ge=0, le=1)
+    """``pim_aware``/``pim``: broken-chip screen. The first chip scores the first quarter of
+    ``val_images`` (at least 16) first; a network that keeps less than this fraction of its
+    digital accuracy there (e.g. behind a 1-bit sense amplifier) gets that as its score,
+    and nothing more is simulated (~90 % of such a score saved, nothing added to the
+    others). 0 = off."""
     calibration_images: int = Field(64, ge=1)
     """``pim_aware``/``pim``: training images that calibrate the ADC ranges ("scale" mode);
     never the scored ones."""

@@ -63,23 +63,40 @@ def stage_search(ctx: PipelineContext) -> dict[str, Any]:
 
 
 def export_candidates(search_dir: Path, study_name: str) -> dict[str, Any]:
-    """Every completed trial of the run's journal study as plain JSON (for reports)."""
+    """Every completed candidate of the run's journal study as plain JSON (for reports).
+
+    ``accuracy`` is the search's accuracy (the PIM score where one was simulated, else the
+    supernet score, as ``accuracy_source`` says); ``supernet_accuracy`` and, when
+    simulated, ``pim_accuracy_mean``/``pim_accuracy_std`` are given apart.
+    """
     import optuna
 
-    from crossnas.search.store import open_storage, resolve_storage_url
+    from crossnas.search.objectives import Evaluation, HardwareCost, accuracy_fields, with_pim
+    from crossnas.search.store import PIM_SUFFIX, TrialStore, open_storage, resolve_storage_url
 
     storage = open_storage(resolve_storage_url(None, search_dir))
     study = optuna.load_study(study_name=study_name, storage=storage)
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    pim = {}
+    for t in trials:
+        key = str(t.user_attrs.get("key", ""))
+        if key.endswith(PIM_SUFFIX) and t.values:
+            pim.setdefault(key[: -len(PIM_SUFFIX)], TrialStore.pim_score_of(t))
     rows = []
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+    seen: set[str] = set()
+    for t in trials:
         ua = t.user_attrs
-        cost = ua.get("cost", {}) or {}
-        rows.append({
-            "trial": t.number, "gen": ua.get("gen"), "arch": ua.get("arch"), "hardware_genes": ua.get("hw"),
-            "accuracy": float(t.values[0]) if t.values else None,
-            **{k: cost.get(k) for k in ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W")},
-        })
-    return {"format": "crossnas-candidates/1", "candidates": rows}
+        key = str(ua.get("key", ""))
+        if key.endswith(PIM_SUFFIX) or key in seen or not t.values:
+            continue
+        seen.add(key)
+        cost = {k: float((ua.get("cost") or {}).get(k, float("nan")))
+                for k in ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W")}
+        ev = Evaluation(key, float(t.values[0]), HardwareCost(**cost), str(ua.get("fidelity", "")))
+        ev = with_pim({key: ev}, pim)[key]
+        rows.append({"trial": t.number, "gen": ua.get("gen"), "arch": ua.get("arch"), "hardware_genes": ua.get("hw"),
+                     "accuracy": ev.accuracy, **accuracy_fields(ev), **cost})
+    return {"format": "crossnas-candidates/2", "candidates": rows}
 
 
 # ---- retrain -----------------------------------------------------------------------------
@@ -230,11 +247,23 @@ def run_summary(root: Path) -> dict[str, Any]:
         "winner_dir": str(paths.winner),
         "arch": ev["arch"],
         "w_acc": model.get("metrics", {}).get("w_acc"),
+        "search_accuracy": _search_accuracy(model.get("metrics", {}).get("search", {}) or {}),
         "hardware": _hardware_brief(model.get("hardware", {})),
         "winners": winners,
         "report_md": str(paths.report / "report.md"),
         "report_html": str(paths.report / "report.html"),
     }
+
+
+def _search_accuracy(m: dict[str, Any]) -> dict[str, Any]:
+    """What the search saw of the winner (inherited weights, validation split)."""
+    out: dict[str, Any] = {"accuracy_source": "pim" if "pim_accuracy_mean" in m else "supernet"}
+    for k in ("supernet_accuracy", "pim_accuracy_mean", "pim_accuracy_std"):
+        if k in m:
+            out[k] = m[k]
+    if "supernet_accuracy" not in m and "accuracy" in m:
+        out["supernet_accuracy"] = m["accuracy"]
+    return out
 
 
 _FIGURES = ("pim_accuracy_mean", "pim_accuracy_std", "quantized_accuracy", "latency_ms", "energy_mJ",

@@ -17,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import statistics
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from crossnas.errors import CrossnasError
 from crossnas.search.genome import Candidate
 from crossnas.search.objectives import PimScore
 
@@ -150,11 +152,15 @@ class PimSimScorer:
         device: device fields simulated on top of each candidate's hardware.
         adc: ADC fields simulated on top.
         cache_size: extracted networks kept.
+        screen: broken-chip screen: the first chip scores the first quarter of the images
+            (at least 16) first; if the network keeps less than this fraction of its digital
+            accuracy there, that is the score (the rest is not simulated). 0 = off.
     """
 
     def __init__(self, module_for: Any, x: Any, y: Any, *, calibration_x: Any = None, mc_runs: int = 2,
                  seed: int = 0, batch_size: int = 256, device: Mapping[str, Any] | None = None,
-                 adc: Mapping[str, Any] | None = None, cache_size: int = 8) -> None:
+                 adc: Mapping[str, Any] | None = None, cache_size: int = 8, screen: float = 0.0) -> None:
+        self.screen = float(screen)
         self.module_for = module_for
         self.x, self.y, self.calibration_x = x, y, calibration_x
         self.mc_runs, self.seed, self.batch_size = int(mc_runs), int(seed), int(batch_size)
@@ -181,13 +187,50 @@ class PimSimScorer:
         return c.hardware.with_updates(**self.updates) if self.updates else c.hardware
 
     def score(self, c: Candidate) -> PimScore:
-        from crossnas.pimsim import pim_accuracy
+        """The PIM score of ``c``: exactly :func:`crossnas.pimsim.pim_accuracy`'s chips and
+        images, with the broken-chip screen run on the first chip itself (no extra pass)."""
+        import torch
+
+        from crossnas.pimsim.settings import CrossbarSpec
+        from crossnas.pimsim.simulate import run_seed, simulate_model
 
         t0 = time.perf_counter()
-        res = pim_accuracy(self._module(c), self.hardware(c), self.x, self.y, mc_runs=self.mc_runs,
-                           seed=self.seed, batch_size=self.batch_size, calibration_x=self.calibration_x)
-        return PimScore(float(res.mean), float(res.std), tuple(float(r) for r in res.runs),
-                        time.perf_counter() - t0)
+        module, hw = self._module(c), self.hardware(c)
+        n = len(self.y)
+        if n == 0:
+            raise CrossnasError("PIM score: no validation images")
+
+        def correct(model: Any, lo: int, hi: int) -> int:
+            out = 0
+            with torch.no_grad():
+                for i in range(lo, hi, self.batch_size):
+                    j = min(i + self.batch_size, hi)
+                    out += int((model(self.x[i:j]).argmax(1) == self.y[i:j]).sum())
+            return out
+
+        was_training = module.training
+        module.eval()
+        try:
+            digital = correct(module, 0, n)
+            n0 = min(n, max(16, n // 4))
+            chips = 1 if CrossbarSpec.from_hardware(hw).deterministic else self.mc_runs
+            runs: list[float] = []
+            for i in range(chips):
+                sim = simulate_model(module, hw, seed=run_seed(self.seed, i), calibration=self.calibration_x)
+                if i == 0 and self.screen > 0 and n0 < n:
+                    first = correct(sim, 0, n0)
+                    q0 = correct(module, 0, n0)
+                    if first < self.screen * q0:  # a broken chip: this is its score
+                        return PimScore(first / n0, 0.0, (first / n0,), time.perf_counter() - t0, n0, q0 / n0)
+                    runs.append((first + correct(sim, n0, n)) / n)
+                else:
+                    runs.append(correct(sim, 0, n) / n)
+        finally:
+            module.train(was_training)
+        runs = runs * (self.mc_runs // len(runs)) if len(runs) == 1 else runs
+        mean = runs[0] if len(set(runs)) == 1 else sum(runs) / len(runs)
+        std = 0.0 if len(runs) < 2 or len(set(runs)) == 1 else statistics.stdev(runs)
+        return PimScore(float(mean), float(std), tuple(runs), time.perf_counter() - t0, n, digital / n)
 
 
 class PimAccuracy:

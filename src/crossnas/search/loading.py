@@ -90,7 +90,8 @@ class EvaluatorSpec:
         n_pim = acc.val_images if acc.fidelity == "pim_aware" or acc.val_subset is None else acc.val_subset
         sim = PimSimScorer(None, data.val_x[:n_pim], data.val_y[:n_pim],
                            calibration_x=data.train_x[:acc.calibration_images], mc_runs=acc.mc_runs,
-                           seed=acc.pim_seed, batch_size=acc.batch_size or 256, device=acc.device, adc=acc.adc)
+                           seed=acc.pim_seed, batch_size=acc.batch_size or 256, device=acc.device, adc=acc.adc,
+                           screen=acc.screen)
         if acc.fidelity == "pim":
             sim.module_for = SubnetScorer(run.net, data, **kwargs).extract
             return PimAccuracy(sim)

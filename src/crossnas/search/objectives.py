@@ -61,18 +61,33 @@ class PimScore:
     std: float
     runs: tuple[float, ...] = ()
     eval_s: float = 0.0
+    images: int = 0
+    """Validation images simulated (fewer than configured when the broken-chip screen stopped it)."""
+    quantized: float | None = None
+    """The same network's digital (fake-quantized) accuracy on the same images."""
+
+    @property
+    def drop(self) -> float | None:
+        """Accuracy the chip lost on the simulated images (digital minus PIM mean)."""
+        return None if self.quantized is None else self.quantized - self.mean
 
     def to_json(self) -> dict[str, Any]:
-        return {"pim_accuracy_mean": self.mean, "pim_accuracy_std": self.std, "pim_runs": list(self.runs),
-                "pim_eval_s": self.eval_s}
+        return {"pim_subset_accuracy": self.mean, "pim_accuracy_std": self.std, "pim_runs": list(self.runs),
+                "pim_eval_s": self.eval_s, "pim_images": self.images, "pim_subset_quantized": self.quantized}
 
 
 def with_pim(results: Mapping[str, Evaluation], pim: Mapping[str, PimScore]) -> dict[str, Evaluation]:
     """The evaluations with every available PIM score in place of the supernet score.
 
-    A candidate with a PIM score gets ``accuracy = pim.mean`` and fidelity ``pim``; every
-    evaluation keeps its cheap score as ``extra["supernet_accuracy"]`` (or ``synthetic``'s)
-    and, when scored, ``pim_accuracy_mean``/``pim_accuracy_std``/``pim_runs`` in ``extra``.
+    A candidate with a PIM score gets fidelity ``pim`` and as accuracy its on-chip
+    estimate ``pim_accuracy_mean``: the supernet score (whole validation split) minus the
+    accuracy the chip lost on the simulated subset (digital minus PIM, Monte-Carlo mean),
+    clipped to 0..1. A subset of a few dozen images is too small to rank networks by
+    itself (its easy or hard images would favour whichever candidates were simulated), but
+    it measures the hardware's damage well. A score without the digital reference (the
+    synthetic proxy) is used as it is. Every evaluation keeps its cheap score as
+    ``extra["supernet_accuracy"]``; scored ones also carry ``pim_accuracy_std`` and the
+    subset figures (``pim_subset_accuracy``, ``pim_subset_quantized``, ``pim_images``).
     """
     out: dict[str, Evaluation] = {}
     for key, ev in results.items():
@@ -80,9 +95,11 @@ def with_pim(results: Mapping[str, Evaluation], pim: Mapping[str, PimScore]) -> 
         if p is None:
             out[key] = ev
             continue
+        drop = p.drop
+        acc = p.mean if drop is None else min(max(ev.accuracy - drop, 0.0), 1.0)
         extra = {**dict(ev.extra), "supernet_accuracy": ev.accuracy, "supernet_fidelity": ev.fidelity,
-                 **p.to_json()}
-        out[key] = Evaluation(key, p.mean, ev.cost, "pim", extra)
+                 **p.to_json(), "pim_accuracy_mean": acc}
+        out[key] = Evaluation(key, acc, ev.cost, "pim", extra)
     return out
 
 

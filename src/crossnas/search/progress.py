@@ -38,7 +38,9 @@ def progress_display(enabled: bool) -> tuple[Any, Any]:
             state["best"] = f"best fitness {info.best_fitness:.3f}"
         elif info.front_size is not None:
             state["best"] = f"front {info.front_size}"
+        if info.pim_scored:
+            state["pim"] = f", {info.pim_scored} on simulated chips"
         prog.update(task, completed=info.evaluated, total=max(info.expected, info.evaluated),
-                    gen=f"{info.generation + 1}/{info.generations}", best=state["best"])
+                    gen=f"{info.generation + 1}/{info.generations}", best=state["best"] + state.get("pim", ""))
 
     return prog, update

@@ -525,7 +525,7 @@ class TrialStore:
             if t.state == TrialState.COMPLETE:
                 self._finished.add(t._trial_id)
                 if key.endswith(PIM_SUFFIX):
-                    pim.setdefault(key[: -len(PIM_SUFFIX)], self._pim_score(t))
+                    pim.setdefault(key[: -len(PIM_SUFFIX)], self.pim_score_of(t))
                 elif key not in results:
                     results[key] = self._evaluation(t)
                     trial_of[key] = t.number
@@ -583,10 +583,12 @@ class TrialStore:
                           str(t.user_attrs.get("fidelity", "")), extra)
 
     @staticmethod
-    def _pim_score(t: Any) -> PimScore:
+    def pim_score_of(t: Any) -> PimScore:
         ev = t.user_attrs.get("eval", {})
         return PimScore(float(t.values[0]), float(ev.get("pim_accuracy_std", 0.0)),
-                        tuple(float(r) for r in ev.get("pim_runs", ())), float(ev.get("eval_s", 0.0)))
+                        tuple(float(r) for r in ev.get("pim_runs", ())), float(ev.get("eval_s", 0.0)),
+                        int(ev.get("pim_images", 0)),
+                        None if ev.get("pim_subset_quantized") is None else float(ev["pim_subset_quantized"]))
 
     def costs_of_all(self) -> dict[str, HardwareCost]:
         """Hardware costs of every claimed key (to pre-seed the cost cache on resume)."""
@@ -635,39 +637,25 @@ class TrialStore:
 
     def complete(self, trial_id: int, ev: Evaluation, eval_s: float, cached: bool) -> bool:
         """Stores the result; ``False`` if the trial was taken over meanwhile."""
-        from optuna.exceptions import UpdateFinishedTrialError
-        from optuna.trial import TrialState
-
-        t0 = time.perf_counter()
-        try:
-            self.storage.set_trial_user_attr(
-                trial_id, "eval", {"accuracy": ev.accuracy, "eval_s": eval_s, "cached": cached, **dict(ev.extra)}
-            )
-            self.storage.set_trial_state_values(
-                trial_id, TrialState.COMPLETE,
-                [ev.accuracy, ev.cost.latency_ms, ev.cost.energy_mJ, ev.cost.edp_mJms, ev.cost.area_mm2],
-            )
-        except UpdateFinishedTrialError:
-            logger.warning("trial %d was taken over by another worker; its result is discarded", trial_id)
-            return False
-        finally:
-            self._mine.discard(trial_id)
-            self.seconds += time.perf_counter() - t0
-        return True
+        attrs = {"accuracy": ev.accuracy, "eval_s": eval_s, "cached": cached, **dict(ev.extra)}
+        return self._finish(trial_id, attrs, [ev.accuracy, ev.cost.latency_ms, ev.cost.energy_mJ,
+                                              ev.cost.edp_mJms, ev.cost.area_mm2])
 
     def complete_pim(self, trial_id: int, score: PimScore, cost: HardwareCost) -> bool:
         """Stores a PIM score; ``False`` if the trial was taken over meanwhile."""
+        attrs = {"accuracy": score.mean, "eval_s": score.eval_s, "cached": False, **score.to_json()}
+        return self._finish(trial_id, attrs, [score.mean, cost.latency_ms, cost.energy_mJ, cost.edp_mJms,
+                                              cost.area_mm2])
+
+    def _finish(self, trial_id: int, attrs: dict[str, Any], values: list[float]) -> bool:
+        """Writes ``eval`` and the values, completing the trial (``False``: it was taken over)."""
         from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
         t0 = time.perf_counter()
         try:
-            self.storage.set_trial_user_attr(trial_id, "eval", {"accuracy": score.mean, "eval_s": score.eval_s,
-                                                                "cached": False, **score.to_json()})
-            self.storage.set_trial_state_values(
-                trial_id, TrialState.COMPLETE,
-                [score.mean, cost.latency_ms, cost.energy_mJ, cost.edp_mJms, cost.area_mm2],
-            )
+            self.storage.set_trial_user_attr(trial_id, "eval", attrs)
+            self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values)
         except UpdateFinishedTrialError:
             logger.warning("trial %d was taken over by another worker; its result is discarded", trial_id)
             return False
