@@ -105,8 +105,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    import optuna
     import torch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(args.threads)
     from crossnas.config.run import load_run_config
     from crossnas.data import load_data

@@ -7,6 +7,7 @@ read a run without importing :mod:`crossnas.pipeline`, which imports the report.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from crossnas.utils.io import read_json
 
@@ -17,8 +18,9 @@ def supernet_train_seconds(sdir: Path) -> float:
     if not p.exists():
         return 0.0
     hist = read_json(p, "supernet metrics")
-    rows = hist.get("history", hist) if isinstance(hist, dict) else hist
-    return float(sum(float(r.get("epoch_time_s", r.get("seconds", 0.0))) for r in rows if isinstance(r, dict)))
+    rows: Any = hist.get("history", hist) if isinstance(hist, dict) else hist
+    epochs: list[dict[str, Any]] = [r for r in rows if isinstance(r, dict)]
+    return float(sum(float(r.get("epoch_time_s", r.get("seconds", 0.0))) for r in epochs))
 
 
 def search_seconds(search_dir: Path) -> float:

@@ -11,8 +11,8 @@ from torch import nn
 from crossnas.config.space import SpaceConfig
 from crossnas.errors import CrossnasError
 from crossnas.hw import cost_networks, network_from_dict, network_from_module
-from crossnas.hw.network import Layer
 from crossnas.hw.examples import EXAMPLES, example_network
+from crossnas.hw.network import Layer
 from crossnas.space.arch import ArchSpec
 from crossnas.space.mnsim import arch_to_network_dict
 

@@ -14,7 +14,13 @@ from crossnas.config.space import SpaceConfig
 from crossnas.errors import CrossnasError
 from crossnas.search import SearchProblem, SyntheticAccuracy
 from crossnas.search.compare import compare
-from crossnas.search.objectives import Evaluation, HardwareCost, Ranges, log_hypervolume, normalized_hypervolume
+from crossnas.search.objectives import (
+    Evaluation,
+    HardwareCost,
+    Ranges,
+    log_hypervolume,
+    normalized_hypervolume,
+)
 
 TINY = {"evolution": {"population": 8, "top_k": 3, "n_mutations": 4, "n_crossovers": 4, "generations": 3},
         "normalization": {"samples": 40}}

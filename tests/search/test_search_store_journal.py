@@ -21,7 +21,13 @@ from crossnas.errors import CrossnasError
 from crossnas.search import SearchProblem, SyntheticAccuracy, run_search
 from crossnas.search import store as store_mod
 from crossnas.search.costs import CostCache
-from crossnas.search.store import HB_PREFIX, TrialStore, WorkerInfo, open_storage, resolve_storage_url
+from crossnas.search.store import (
+    HB_PREFIX,
+    TrialStore,
+    WorkerInfo,
+    open_storage,
+    resolve_storage_url,
+)
 
 SMALL = {"accuracy": {"fidelity": "synthetic"}, "claim_batch": 1,
          "evolution": {"population": 6, "top_k": 2, "n_mutations": 3, "n_crossovers": 3, "generations": 2},

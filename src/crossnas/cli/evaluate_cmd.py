@@ -9,8 +9,9 @@ from typing import Any
 import typer
 
 from crossnas.errors import CrossnasError
+from crossnas.metrics import HW_METRICS
 
-COST_KEYS = ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W")
+COST_KEYS = HW_METRICS
 
 
 def resolve_hardware(base: Any, hardware_file: Path | None, sets: list[str] | None) -> Any:
@@ -76,7 +77,7 @@ def evaluate_model_dir(
         loaded.module, sim_hw, x, y, mc_runs=mc_runs, seed=seed, batch_size=batch_size
     )
     network = arch_to_network_dict(
-        loaded.spec, loaded.space, tuple(loaded.input_shape), loaded.n_classes
+        loaded.spec, loaded.space, loaded.input_shape, loaded.n_classes
     )
     cost = cost_network(network, hw)
     out: dict[str, Any] = {

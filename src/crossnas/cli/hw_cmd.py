@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from crossnas.errors import CrossnasError
+from crossnas.metrics import HW_METRICS
 
 
 def _load_network_arg(network: str) -> dict[str, Any]:
@@ -37,10 +38,10 @@ def _render(report: dict[str, Any], title: str) -> None:
     # Piped output gets a wide console so the per-layer table is not cut to 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=140)
     t = Table(title=f"{title}: totals ({report['cost_mode']} mode)")
-    for col in ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W", "tiles", "crossbars"):
+    for col in (*HW_METRICS, "tiles", "crossbars"):
         t.add_column(col, justify="right")
     t.add_row(*(f"{report[k]:.6g}" if isinstance(report[k], float) else str(report[k]) for k in
-                ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W", "tiles", "crossbars")))
+                (*HW_METRICS, "tiles", "crossbars")))
     console.print(t)
     lt = Table(title="per layer")
     for col in ("layer", "type", "out shape", "w/a bits", "crossbars", "tiles", "finish ms", "energy mJ", "area mm2"):

@@ -38,7 +38,10 @@ def search(
     if workers > 1:
         from dataclasses import replace
 
-        spec = replace(spec, threads=1)
+        spec = replace(spec, threads=1)  # one torch thread per worker process (spawned ones apply it)
+        import torch
+
+        torch.set_num_threads(1)  # this process is a worker too
     from crossnas.search.progress import progress_display
 
     prog, update = progress_display(not no_progress and sys.stderr.isatty())

@@ -26,7 +26,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-METRICS = ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2")
+from crossnas.metrics import SEARCHABLE, SearchableMetric
+
+METRICS = SEARCHABLE
 """Hardware figures the search can minimise (all per image)."""
 
 CROSSBAR_SIZE = "crossbar.size"
@@ -278,7 +280,7 @@ class SearchConfig(BaseModel):
     w_acc: tuple[float, ...] = (0.99, 0.8)
     """Paper fitness weights; one evolution per value (they share evaluations). In pareto
     mode they pick the winners of ``best.json`` from the front."""
-    objectives: tuple[Literal["latency_ms", "energy_mJ", "edp_mJms", "area_mm2"], ...] = ("edp_mJms",)
+    objectives: tuple[SearchableMetric, ...] = ("edp_mJms",)
     """Pareto mode: hardware figures minimised next to accuracy (maximised)."""
     evolution: EvolutionConfig = EvolutionConfig()
     hardware_genes: dict[str, tuple[Any, ...]] = Field(default_factory=lambda: dict(PAPER_HARDWARE_GENES))

@@ -230,6 +230,9 @@ def standalone_source(config: dict[str, Any], normalize_input: bool = True) -> s
 class NormalizedInput(nn.Module):
     """``module((x - mean) / std)``: a crossnas network that takes raw images (ONNX export)."""
 
+    input_mean: torch.Tensor  # buffers (registered in __init__)
+    input_std: torch.Tensor
+
     def __init__(self, module: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.module = module
@@ -253,7 +256,7 @@ def export_pytorch(model_dir: str | Path, out_dir: str | Path, *, normalize_inpu
     loaded = load_model_dir(model_dir)
     out = Path(out_dir)
     norm = normalization_of(loaded.data_cfg, loaded.input_shape[0])
-    cfg = export_config(loaded.spec, loaded.space, tuple(loaded.input_shape), loaded.n_classes, norm)
+    cfg = export_config(loaded.spec, loaded.space, loaded.input_shape, loaded.n_classes, norm)
     write_text(out / "model.py", standalone_source(cfg, normalize_input))
     save_torch(out / "weights.pt", {k: v.detach().cpu() for k, v in loaded.module.state_dict().items()})
     write_json(out / "model.json", {"format": "crossnas-export-pytorch/1", **cfg,

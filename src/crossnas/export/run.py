@@ -28,7 +28,9 @@ def export_model(model_dir: Path, out: Path, fmt: str, *, normalize_input: bool 
         from crossnas.export.mnsim import hardware_to_mnsim_ini, network_to_mnsim
         from crossnas.space import arch_to_network_dict
 
-        net = arch_to_network_dict(loaded.spec, loaded.space, tuple(loaded.input_shape), loaded.n_classes)
+        if loaded.hardware is None:
+            raise CrossnasError(f"{model_dir}: the model directory records no hardware config; --format mnsim needs one")
+        net = arch_to_network_dict(loaded.spec, loaded.space, loaded.input_shape, loaded.n_classes)
         write_json(out / "network.json", network_to_mnsim(net))
         write_text(out / "SimConfig.ini", hardware_to_mnsim_ini(loaded.hardware))
         return [out / "network.json", out / "SimConfig.ini"]
@@ -49,9 +51,8 @@ def _export_onnx(loaded: object, dest: Path, normalize_input: bool = True) -> Pa
 
     import torch
 
-    from crossnas.utils.io import write_with
-
     from crossnas.export.pytorch import NormalizedInput, normalization_of
+    from crossnas.utils.io import write_with
 
     module = loaded.module.eval()  # type: ignore[attr-defined]
     norm = normalization_of(loaded.data_cfg, loaded.input_shape[0])  # type: ignore[attr-defined]
@@ -59,8 +60,8 @@ def _export_onnx(loaded: object, dest: Path, normalize_input: bool = True) -> Pa
         module = NormalizedInput(module, norm["mean"], norm["std"]).eval()
     x = torch.zeros(1, *loaded.input_shape)  # type: ignore[attr-defined]
     buf = io.BytesIO()
-    try:
-        torch.onnx.export(module, (x,), buf, input_names=["image"], output_names=["logits"],
+    try:  # torch's stubs omit the file-like target that torch.onnx.export documents
+        torch.onnx.export(module, (x,), buf, input_names=["image"], output_names=["logits"],  # type: ignore[arg-type]
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     except Exception as exc:  # exporter failures are environment problems, reported in one line
         raise CrossnasError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc

@@ -73,7 +73,7 @@ def _words(nbytes: float, width: int) -> float:
     return float(math.ceil(nbytes * 8.0 / width - 1e-9))
 
 
-def _mapping(layer: Layer, hp: P.HwParams) -> tuple[int, int, int, int, int, int]:
+def _mapping(layer: Layer, hp: P.HwParams) -> tuple[int, int, int, int, int]:
     """(mx, my, max_row, max_col, pes) of a conv/fc layer."""
     w = layer.w_bits
     slices = w - 1 if hp.polarity == 2 else w
@@ -375,7 +375,7 @@ class CostBatch:
     def report(self, i: int) -> dict[str, Any]:
         """The JSON-able full result of item ``i`` (totals, per-layer, per-component)."""
         d = self.detail(i)
-        layers = []
+        layers: list[dict[str, Any]] = []
         for r in d.layers:
             lay = r.layer
             layers.append({

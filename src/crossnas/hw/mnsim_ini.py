@@ -71,10 +71,10 @@ def hardware_from_mnsim_ini(path: str | Path, base: HardwareConfig | None = None
         raw = get(sec, key)
         return None if raw is None else _nums(raw, key, p, 1)[0]
 
-    if (v := get("Device level", "Device_Type")) is not None:
-        if v.upper() not in ("NVM", "SRAM"):
-            raise CrossnasError(f"{p}: Device_Type = {v!r}; allowed: NVM, SRAM")
-        dev["type"] = "RRAM" if v.upper() == "NVM" else "SRAM"
+    if (dtype := get("Device level", "Device_Type")) is not None:
+        if dtype.upper() not in ("NVM", "SRAM"):
+            raise CrossnasError(f"{p}: Device_Type = {dtype!r}; allowed: NVM, SRAM")
+        dev["type"] = "RRAM" if dtype.upper() == "NVM" else "SRAM"
     if (v := num("Device level", "Device_Tech")) is not None:
         dev["tech_nm"] = _int(v, "Device_Tech", p)
     if (v := num("Device level", "Device_Area")) is not None:
@@ -111,8 +111,8 @@ def hardware_from_mnsim_ini(path: str | Path, base: HardwareConfig | None = None
         xb["rows"], xb["cols"] = _int(size[0], "Xbar_Size", p), _int(size[1], "Xbar_Size", p)
     if (v := num("Crossbar level", "Subarray_Size")) is not None:
         xb["subarray_rows"] = _int(v, "Subarray_Size", p) if v > 0 else None
-    if (v := get("Crossbar level", "Cell_Type")) is not None:
-        xb["cell_type"] = v
+    if (cell_type := get("Crossbar level", "Cell_Type")) is not None:
+        xb["cell_type"] = cell_type
 
     for conv, sec_name, dd in (("ADC", "Interface level", adc), ("DAC", "Interface level", dac)):
         choice = num(sec_name, f"{conv}_Choice")

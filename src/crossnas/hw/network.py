@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from crossnas.errors import CrossnasError
 
@@ -192,9 +192,9 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
             q = quant[i]
             if not isinstance(q, Mapping):
                 raise CrossnasError(f"network.quantize_config[{i}]: must be an object")
-            for k in ("weight_bit", "activation_bit"):
-                if k in q and k not in ld:
-                    ld[k] = q[k]
+            for qk in ("weight_bit", "activation_bit"):
+                if qk in q and qk not in ld:
+                    ld[qk] = q[qk]
         t = ld.get("type")
         if t not in _LAYER_KEYS:
             raise CrossnasError(f"{where}.type: unknown layer type {t!r}; allowed: {sorted(_LAYER_KEYS)}")
@@ -296,6 +296,11 @@ def network_to_dict(net: Network) -> dict[str, Any]:
     return {"input_shape": list(net.input_shape), "layers": [layer.to_dict() for layer in net.layers]}
 
 
+def _hw_of(t: Any) -> tuple[int, int]:
+    """(H, W) of an NCHW activation, as a tuple (``tuple(t.shape[2:4])``)."""
+    return cast("tuple[int, int]", tuple(t.shape[2:4]))
+
+
 def network_from_module(module: Any, example_input: Any) -> Network:
     """Traces a PyTorch module with an example input into a :class:`Network`.
 
@@ -373,19 +378,21 @@ def network_from_module(module: Any, example_input: Any) -> Network:
                 wb = int(getattr(sub, "w_bits", DEFAULT_WEIGHT_BIT) or DEFAULT_WEIGHT_BIT)
                 ab = int(getattr(sub, "a_bits", DEFAULT_ACTIVATION_BIT) or DEFAULT_ACTIVATION_BIT)
                 if isinstance(sub, nn.Conv2d):
+                    assert in_t is not None  # a conv module always has an input node
                     if sub.groups != 1:
                         raise CrossnasError(f"module {node.target}: grouped/depthwise conv is not supported")
                     k, s, p = sub.kernel_size[0], sub.stride[0], sub.padding[0]
                     if isinstance(p, str):
                         raise CrossnasError(f"module {node.target}: string padding is not supported")
                     add(Layer(name_for("conv"), "conv", (src,), sub.in_channels, sub.out_channels, k, s, p,
-                              tuple(in_t.shape[2:4]), tuple(out.shape[2:4]), wb, ab), node)
+                              _hw_of(in_t), _hw_of(out), wb, ab), node)
                     continue
                 if isinstance(sub, nn.Linear):
                     add(Layer(name_for("fc"), "fc", (src,), sub.in_features, sub.out_features, 1, 1, 0,
                               (1, 1), (1, 1), wb, ab), node)
                     continue
                 if isinstance(sub, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+                    assert in_t is not None  # a pooling module always has an input node
                     h_in, h_out = in_t.shape[2], out.shape[2]
                     if isinstance(sub, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
                         if h_in == h_out:
@@ -399,7 +406,7 @@ def network_from_module(module: Any, example_input: Any) -> Network:
                         p = sub.padding if isinstance(sub.padding, int) else sub.padding[0]
                     pw, pa = bits_of.get(src, (DEFAULT_WEIGHT_BIT, DEFAULT_ACTIVATION_BIT))
                     add(Layer(name_for("pooling"), "pooling", (src,), in_t.shape[1], in_t.shape[1], k, s, p,
-                              tuple(in_t.shape[2:4]), tuple(out.shape[2:4]), pw, pa), node)
+                              _hw_of(in_t), _hw_of(out), pw, pa), node)
                     continue
                 # shape-preserving or reshaping modules: pass through
                 producer[node.name] = src
@@ -410,7 +417,7 @@ def network_from_module(module: Any, example_input: Any) -> Network:
                     srcs = tuple(producer.get(n.name, -1) for n in in_nodes)
                     pw, pa = bits_of.get(srcs[0], (DEFAULT_WEIGHT_BIT, DEFAULT_ACTIVATION_BIT))
                     add(Layer(name_for("element_sum"), "element_sum", srcs, a.shape[1], a.shape[1], 1, 1, 0,
-                              tuple(a.shape[2:4]), tuple(a.shape[2:4]), pw, pa), node)
+                              _hw_of(a), _hw_of(a), pw, pa), node)
                     continue
             producer[node.name] = src
     if not any(layer.type in ("conv", "fc") for layer in layers):

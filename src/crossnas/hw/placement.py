@@ -158,7 +158,7 @@ def layer_distances(
         if branch_out[i]:
             out = np.abs(x[s0:s1] - global_row) + y[s0:s1]
         else:
-            dst = [ext[j] for j in consumers[i] if ext[j] is not None]
+            dst = [d for d in (ext[j] for j in consumers[i]) if d is not None]
             if dst:
                 umin = min(d[0] for d in dst)
                 umax = max(d[1] for d in dst)

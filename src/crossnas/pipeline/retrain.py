@@ -151,6 +151,6 @@ def retrain_arch(cfg: RunConfig, arch: str, out: Path | None, *, run_dir: Path, 
     dest = out if out is not None else run_dir / "retrained" / key
     module, metrics = retrain_spec(cfg, spec, data, dest / "train", progress=progress,
                                    hint="use another --out (or remove that folder)")
-    save_model_dir(dest, module, spec=spec, space=cfg.space, input_shape=tuple(data.input_shape),
+    save_model_dir(dest, module, spec=spec, space=cfg.space, input_shape=data.input_shape,
                    n_classes=data.n_classes, data_cfg=cfg.data, hardware=hardware, metrics=metrics)
     return {"arch": str(spec), "model_dir": str(dest), **metrics}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crossnas.errors import CrossnasError
+from crossnas.metrics import HW_METRICS
 from crossnas.runinfo import search_seconds, supernet_train_seconds
 from crossnas.space.arch import ArchSpec
 from crossnas.utils.io import read_json, write_json
@@ -71,13 +72,19 @@ def export_candidates(search_dir: Path, study_name: str) -> dict[str, Any]:
     """
     import optuna
 
-    from crossnas.search.objectives import Evaluation, HardwareCost, accuracy_fields, with_pim
+    from crossnas.search.objectives import (
+        Evaluation,
+        HardwareCost,
+        PimScore,
+        accuracy_fields,
+        with_pim,
+    )
     from crossnas.search.store import PIM_SUFFIX, TrialStore, open_storage, resolve_storage_url
 
     storage = open_storage(resolve_storage_url(None, search_dir))
     study = optuna.load_study(study_name=study_name, storage=storage)
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    pim = {}
+    pim: dict[str, PimScore] = {}
     for t in trials:
         key = str(t.user_attrs.get("key", ""))
         if key.endswith(PIM_SUFFIX) and t.values:
@@ -90,8 +97,7 @@ def export_candidates(search_dir: Path, study_name: str) -> dict[str, Any]:
         if key.endswith(PIM_SUFFIX) or key in seen or not t.values:
             continue
         seen.add(key)
-        cost = {k: float((ua.get("cost") or {}).get(k, float("nan")))
-                for k in ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W")}
+        cost = {k: float((ua.get("cost") or {}).get(k, float("nan"))) for k in HW_METRICS}
         ev = Evaluation(key, float(t.values[0]), HardwareCost(**cost), str(ua.get("fidelity", "")))
         ev = with_pim({key: ev}, pim)[key]
         rows.append({"trial": t.number, "gen": ua.get("gen"), "arch": ua.get("arch"), "hardware_genes": ua.get("hw"),
@@ -177,7 +183,7 @@ def evaluate_model_dir(ctx: PipelineContext, model_dir: Path) -> dict[str, Any]:
     hw = evaluation_hardware(ctx, loaded.hardware)
     res = pim_accuracy(loaded.module, hw, x, y, mc_runs=ev.mc_runs, seed=ev.seed, batch_size=ev.batch_size,
                        calibration_x=data.train_x[:CALIBRATION_IMAGES])
-    net = arch_to_network_dict(loaded.spec, loaded.space, tuple(loaded.input_shape), loaded.n_classes)
+    net = arch_to_network_dict(loaded.spec, loaded.space, loaded.input_shape, loaded.n_classes)
     cost = cost_network(net, loaded.hardware)
     out = {
         "arch": str(loaded.spec),
@@ -266,8 +272,7 @@ def _search_accuracy(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_FIGURES = ("pim_accuracy_mean", "pim_accuracy_std", "quantized_accuracy", "latency_ms", "energy_mJ",
-            "edp_mJms", "area_mm2", "power_W")
+_FIGURES = ("pim_accuracy_mean", "pim_accuracy_std", "quantized_accuracy", *HW_METRICS)
 
 
 def _hardware_brief(hw: dict[str, Any]) -> dict[str, Any]:

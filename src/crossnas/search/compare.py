@@ -54,7 +54,13 @@ from crossnas.errors import CrossnasError
 from crossnas.search.costs import CostCache, CostFn
 from crossnas.search.evaluators import Evaluator
 from crossnas.search.genome import GenomeSpace
-from crossnas.search.objectives import Evaluation, HardwareCost, Ranges, log_hypervolume, normalized_hypervolume
+from crossnas.search.objectives import (
+    Evaluation,
+    HardwareCost,
+    Ranges,
+    log_hypervolume,
+    normalized_hypervolume,
+)
 from crossnas.search.planner import NSGA2Run, PaperRun, Planner, RandomRun, Run
 from crossnas.search.runner import SearchProblem, sample_ranges
 from crossnas.utils.io import stable_hash, write_json
@@ -259,7 +265,8 @@ class RunsDir:
         if ident.exists():
             old = self._read(ident)
             if old.get("fingerprint") != self.identity["fingerprint"]:
-                olds = old.get("parts") if isinstance(old.get("parts"), dict) else {}
+                old_parts = old.get("parts")
+                olds = old_parts if isinstance(old_parts, dict) else {}
                 diff = [k for k, v in self.identity["parts"].items() if olds.get(k) != v] or ["format"]
                 raise CrossnasError(
                     f"{self.path} holds compare runs of another config (differs in: {', '.join(diff)}); "
@@ -382,7 +389,7 @@ def compare(problem: SearchProblem, evaluator: Evaluator, *, seeds: Sequence[int
     table: dict[str, Any] = {}
     n_reused = n_resumed = 0
     for method in methods:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for seed in seeds:
             seed = int(seed)
             t0 = time.perf_counter()

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from crossnas.config.hardware import HardwareConfig
+from crossnas.metrics import HW_METRICS
 from crossnas.search.genome import Candidate, GenomeSpace
 from crossnas.search.objectives import HardwareCost
 
@@ -67,7 +68,7 @@ class CostCache:
             batch = self.cost_fn(nets, [c.hardware for c in todo])
             arrays = {
                 m: np.asarray(getattr(batch, m), dtype=float).reshape(-1)
-                for m in ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W")
+                for m in HW_METRICS
             }
             for i, c in enumerate(todo):
                 self._cache[c.key] = HardwareCost(**{m: float(a[i]) for m, a in arrays.items()})

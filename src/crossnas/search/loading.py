@@ -54,7 +54,9 @@ class EvaluatorSpec:
         accuracy: the ``search.accuracy`` section.
         supernet_dir: run directory of the trained supernet (``None`` for synthetic).
         device: torch device for scoring.
-        threads: torch CPU threads in this process (``None``: leave as is).
+        threads: torch CPU threads wanted in each worker process (``None``: leave as is);
+            read by the process entry points (:func:`crossnas.search.runner.run_search`'s
+            spawned workers, the CLI), never set from here.
     """
 
     accuracy: AccuracyConfig
@@ -66,14 +68,10 @@ class EvaluatorSpec:
         acc = self.accuracy
         if acc.fidelity == "synthetic":
             return SyntheticAccuracy(seed=acc.pim_seed, delay_s=acc.synthetic_delay_s)
-        import torch
-
         from crossnas.data import load_data
         from crossnas.supernet import SubnetScorer
         from crossnas.train import load_supernet
 
-        if self.threads:  # a spawned worker process of its own (the CLI's choice, passed down)
-            torch.set_num_threads(self.threads)
         if self.supernet_dir is None:
             raise CrossnasError(f"search.accuracy.fidelity {acc.fidelity!r} needs a trained supernet")
         run = load_supernet(self.supernet_dir, device=self.device)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from crossnas.metrics import HW_METRICS as HW_METRICS  # re-exported (public name)
+from crossnas.metrics import SEARCHABLE
 from crossnas.search.pareto import hypervolume, pareto_mask
-
-HW_METRICS = ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2", "power_W")
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def estimate_ranges(costs: Sequence[HardwareCost], given: Mapping[str, tuple[flo
     normalisation stays defined.
     """
     out: dict[str, tuple[float, float]] = {}
-    for metric in ("latency_ms", "energy_mJ", "edp_mJms", "area_mm2"):
+    for metric in SEARCHABLE:
         if metric in given:
             out[metric] = (float(given[metric][0]), float(given[metric][1]))
             continue

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crossnas.errors import CrossnasError
+from crossnas.metrics import SEARCHABLE
 from crossnas.search.costs import CostCache
 from crossnas.search.genome import GenomeSpace
 from crossnas.search.objectives import (
@@ -330,8 +331,7 @@ class Planner:
         assert self.pim_select is not None
         stage = self.stages[-1]
         while True:
-            ranges = self.ranges or Ranges({m: (0.0, 1.0) for m in ("latency_ms", "energy_mJ", "edp_mJms",
-                                                                    "area_mm2")})
+            ranges = self.ranges or Ranges({m: (0.0, 1.0) for m in SEARCHABLE})
             want = [k for k in self.pim_select(self.merged(results), ranges) if k not in self.pim_known]
             if not want:
                 return []
@@ -366,7 +366,11 @@ class Planner:
         per_run = []
         for r, run in enumerate(self.runs):
             rng = np.random.default_rng([self.seed, g, r + 1])
-            per_run.append(run.children(self.genomes, rng, lambda n, prop, run=run: self._fill(n, prop, run.seen)))
+
+            def fill(n: int, prop: Propose, run: Run = run) -> list[str]:
+                return self._fill(n, prop, run.seen)
+
+            per_run.append(run.children(self.genomes, rng, fill))
         keys = list(dict.fromkeys(k for ks in per_run for k in ks))
         return Stage(g, keys, per_run)
 

@@ -29,7 +29,7 @@ from crossnas.config.space import SpaceConfig
 from crossnas.errors import CrossnasError
 from crossnas.search.costs import CostCache, CostFn
 from crossnas.search.evaluators import Evaluator
-from crossnas.search.genome import GenomeSpace
+from crossnas.search.genome import Candidate, GenomeSpace
 from crossnas.search.objectives import (
     Evaluation,
     Ranges,
@@ -41,7 +41,14 @@ from crossnas.search.objectives import (
     with_pim,
 )
 from crossnas.search.planner import NSGA2Run, PaperRun, PimSelection, Planner, Run
-from crossnas.search.store import HB_PREFIX, PIM_SUFFIX, TrialStore, pim_key, redact, resolve_storage_url
+from crossnas.search.store import (
+    HB_PREFIX,
+    PIM_SUFFIX,
+    TrialStore,
+    pim_key,
+    redact,
+    resolve_storage_url,
+)
 from crossnas.utils.io import stable_hash, write_json
 
 logger = logging.getLogger(__name__)
@@ -135,7 +142,8 @@ def sample_ranges(problem: SearchProblem, genomes: GenomeSpace, costs: CostCache
     if len(given) == 4:
         return estimate_ranges([], given)
     rng = np.random.default_rng([problem.config.seed, 7919])
-    cands, seen = [], set()
+    cands: list[Candidate] = []
+    seen: set[str] = set()
     tries = 0
     while len(cands) < norm.samples and tries < 50 * norm.samples:
         tries += 1
@@ -184,6 +192,39 @@ def _best_for_display(problem: SearchProblem, results: Mapping[str, Evaluation],
 
 
 # ---- the worker loop ------------------------------------------------------------------------------
+def _score_supernet(evaluator: Evaluator, store: TrialStore, view: Any, ids: Sequence[int], cands: Sequence[Any],
+                    hw_costs: Sequence[Any], owned: Sequence[bool], stats: WorkerStats,
+                    tick: Callable[[int], None]) -> None:
+    """Scores the owned claims with the (cheap) evaluator, storing each at once.
+
+    A hardware-independent evaluator's score is reused for every hardware variant of a
+    network already scored (``cached`` in the trial)."""
+    acc_by_arch: dict[str, float] = {}
+    if not evaluator.hardware_dependent:
+        for ev in view.results.values():
+            acc_by_arch.setdefault(ev.key.partition("|")[0], ev.accuracy)
+    done = 0
+    for tid, cand, cost, ok in zip(ids, cands, hw_costs, owned, strict=True):
+        if not ok:
+            continue
+        t0 = time.perf_counter()
+        cached = cand.arch in acc_by_arch
+        if cached:
+            acc = acc_by_arch[cand.arch]
+        else:
+            acc = float(evaluator.evaluate([cand])[0])
+            if not evaluator.hardware_dependent:
+                acc_by_arch[cand.arch] = acc
+        eval_s = time.perf_counter() - t0
+        stats.eval_s += eval_s
+        if store.complete(tid, Evaluation(cand.key, acc, cost, evaluator.fidelity), eval_s, cached):
+            stats.evaluated += 1
+            stats.cached_accuracy += int(cached)
+            done += 1
+        store.heartbeat()
+        tick(done)
+
+
 def _score_pim(evaluator: Evaluator, store: TrialStore, ids: Sequence[int], cands: Sequence[Any],
                hw_costs: Sequence[Any], owned: Sequence[bool], stats: WorkerStats) -> int:
     """PIM-scores the owned claims one by one, storing each at once; returns how many."""
@@ -269,33 +310,14 @@ def work(problem: SearchProblem, store: TrialStore, evaluator_factory: Evaluator
                 if pim_phase:
                     stats.pim_scored += _score_pim(evaluator, store, ids, cands, hw_costs, owned, stats)
                     continue
-                acc_by_arch: dict[str, float] = {}
-                if not evaluator.hardware_dependent:
-                    for ev in view.results.values():
-                        acc_by_arch.setdefault(ev.key.partition("|")[0], ev.accuracy)
-                evaluated = 0
-                for tid, cand, cost, ok in zip(ids, cands, hw_costs, owned, strict=True):
-                    if not ok:
-                        continue
-                    t0 = time.perf_counter()
-                    cached = cand.arch in acc_by_arch
-                    if cached:
-                        acc = acc_by_arch[cand.arch]
-                    else:
-                        acc = float(evaluator.evaluate([cand])[0])
-                        if not evaluator.hardware_dependent:
-                            acc_by_arch[cand.arch] = acc
-                    eval_s = time.perf_counter() - t0
-                    stats.eval_s += eval_s
-                    ev = Evaluation(cand.key, acc, cost, evaluator.fidelity)
-                    if store.complete(tid, ev, eval_s, cached):
-                        stats.evaluated += 1
-                        stats.cached_accuracy += int(cached)
-                        evaluated += 1
-                    store.heartbeat()
+                n_before = len(view.results)
+
+                def tick(done: int, stage_index: int = stage.index, n_before: int = n_before) -> None:
                     if progress is not None:
-                        progress(ProgressInfo(stage.index, planner.generations, len(view.results) + evaluated,
+                        progress(ProgressInfo(stage_index, planner.generations, n_before + done,
                                               planner.expected_total(), cfg.mode))
+
+                _score_supernet(evaluator, store, view, ids, cands, hw_costs, owned, stats, tick)
     except BaseException:
         store.release_mine()
         raise
@@ -312,8 +334,14 @@ def work(problem: SearchProblem, store: TrialStore, evaluator_factory: Evaluator
 
 def _worker_process(problem: SearchProblem, url: str, evaluator_factory: EvaluatorFactory,
                     cost_fn: CostFn | None) -> None:
-    """Entry point of an extra ``--workers`` process (spawned)."""
+    """Entry point of an extra ``--workers`` process (spawned): the top of its own process,
+    so it applies the evaluator recipe's ``threads`` (torch CPU threads) here."""
     _die_with_parent()
+    threads = getattr(evaluator_factory, "threads", None)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
     store = TrialStore(url, problem.config.study_name, problem.genomes(), problem.fingerprint(),
                        lease_s=problem.config.worker_lease_s)
     work(problem, store, evaluator_factory, cost_fn)
@@ -357,7 +385,7 @@ def summarize(problem: SearchProblem, results: Mapping[str, Evaluation], trial_o
         "objectives": ["accuracy", *cfg.objectives],
         "directions": ["maximize", *("minimize" for _ in cfg.objectives)],
         "hypervolume": normalized_hypervolume(evs, cfg.objectives, ranges),
-        "hypervolume_reference": {"accuracy": 0.0, **{o: ranges.ranges[o][1] for o in cfg.objectives}},
+        "hypervolume_reference": {"accuracy": 0.0, **{str(o): ranges.ranges[o][1] for o in cfg.objectives}},
         "hypervolume_note": "objectives scaled as (1 - accuracy, metric / reference); volume in 0..1",
         "n_evaluated": len(evs),
         "front": [_entry(e, genomes, trial_of.get(e.key)) for e in fr],

@@ -47,16 +47,17 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from crossnas.errors import CrossnasError
+from crossnas.metrics import SEARCHABLE
 from crossnas.search.genome import Candidate, GenomeSpace
 from crossnas.search.objectives import Evaluation, HardwareCost, PimScore
 
 logger = logging.getLogger(__name__)
 
-VALUE_NAMES = ("accuracy", "latency_ms", "energy_mJ", "edp_mJms", "area_mm2")
-DIRECTIONS = ("maximize", "minimize", "minimize", "minimize", "minimize")
+VALUE_NAMES = ("accuracy", *SEARCHABLE)
+DIRECTIONS: tuple[Literal["maximize", "minimize"], ...] = ("maximize", "minimize", "minimize", "minimize", "minimize")
 JOURNAL_NAME = "study.journal"
 HB_PREFIX = "crossnas.hb."
 PIM_SUFFIX = "#pim"

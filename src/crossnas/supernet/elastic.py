@@ -15,6 +15,7 @@ training paths that used it, re-estimated for one path by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -44,10 +45,17 @@ class _Mode:
 EVAL_MODE = _Mode(False, 0.1, False, CLIP_MOMENTUM, False, 0.0)
 
 
+def _buffer(module: nn.Module, name: str) -> torch.Tensor:
+    """``module.<name>``, a tensor (buffer or parameter) the caller knows is there."""
+    return cast(torch.Tensor, getattr(module, name))
+
+
 class ElasticConv2d(nn.Module):
     """A conv whose active weight is ``weight[:out, :in]`` (no bias)."""
 
     is_elastic_conv = True
+    act_clip: torch.Tensor  # buffers (registered in __init__)
+    clip_initialised: torch.Tensor
 
     def __init__(self, in_max: int, out_max: int, kernel_size: int, padding: int) -> None:
         super().__init__()
@@ -79,14 +87,16 @@ class ElasticConv2d(nn.Module):
             o, i = dst.weight.shape[:2]
             dst.weight.copy_(self.weight[:o, :i])
             if hasattr(dst, "act_clip"):
-                dst.act_clip.copy_(self.act_clip[int(signed)])
-                dst.clip_initialised.copy_(self.clip_initialised[int(signed)])
+                _buffer(dst, "act_clip").copy_(self.act_clip[int(signed)])
+                _buffer(dst, "clip_initialised").copy_(self.clip_initialised[int(signed)])
 
 
 class ElasticBatchNorm2d(nn.Module):
     """BatchNorm over the first ``C`` channels (``C`` read from x), sliced running stats."""
 
     is_elastic_bn = True
+    running_mean: torch.Tensor  # buffers (registered in __init__)
+    running_var: torch.Tensor
 
     def __init__(self, c_max: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -109,8 +119,8 @@ class ElasticBatchNorm2d(nn.Module):
         with torch.no_grad():
             dst.weight.copy_(self.weight[:c])
             dst.bias.copy_(self.bias[:c])
-            dst.running_mean.copy_(self.running_mean[:c])
-            dst.running_var.copy_(self.running_var[:c])
+            _buffer(dst, "running_mean").copy_(self.running_mean[:c])
+            _buffer(dst, "running_var").copy_(self.running_var[:c])
         dst.eps = self.eps
 
 
@@ -118,6 +128,8 @@ class ElasticLinear(nn.Module):
     """A linear layer whose active weight is ``weight[:, :in]`` (``in`` read from x)."""
 
     is_elastic_linear = True
+    act_clip: torch.Tensor  # buffers (registered in __init__)
+    clip_initialised: torch.Tensor
 
     def __init__(self, in_max: int, out_features: int) -> None:
         super().__init__()
@@ -144,5 +156,5 @@ class ElasticLinear(nn.Module):
             dst.weight.copy_(self.weight[:, : dst.in_features])
             dst.bias.copy_(self.bias)
             if hasattr(dst, "act_clip"):
-                dst.act_clip.copy_(self.act_clip[0])
-                dst.clip_initialised.copy_(self.clip_initialised[0])
+                _buffer(dst, "act_clip").copy_(self.act_clip[0])
+                _buffer(dst, "clip_initialised").copy_(self.clip_initialised[0])

@@ -18,6 +18,7 @@ copies one path into a :class:`StaticNet` whose eval output equals ``net(x, spec
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -149,7 +150,7 @@ class Supernet(nn.Module):
     ) -> None:
         super().__init__()
         self.space = space
-        self.input_shape = tuple(int(v) for v in input_shape)
+        self.input_shape = cast("tuple[int, int, int]", tuple(int(v) for v in input_shape))
         self.n_classes = int(n_classes)
         self.weight_noise = float(weight_noise)
         self.weight_noise_abs = float(weight_noise_abs)
@@ -179,12 +180,16 @@ class Supernet(nn.Module):
             mode = EVAL_MODE
         return self._run(x, spec, mode)
 
+    def _block_dicts(self) -> Iterable[nn.ModuleDict]:
+        """``self.blocks``: per choice layer, a ``ModuleDict`` of its candidate blocks."""
+        return cast("Iterable[nn.ModuleDict]", self.blocks)
+
     def _run(self, x: torch.Tensor, spec: ArchSpec, mode: _Mode) -> torch.Tensor:
         if len(spec.layers) != len(self.blocks):
             raise ValueError(f"arch has {len(spec.layers)} layers, the supernet {len(self.blocks)}")
         quant = self.space.quantize
         signed = True
-        for layer, d in zip(spec.layers, self.blocks, strict=True):
+        for layer, d in zip(spec.layers, self._block_dicts(), strict=True):
             if layer.block == "skip":
                 continue
             wb, ab = (layer.w_bits, layer.a_bits) if quant else (None, None)
@@ -222,13 +227,14 @@ class Supernet(nn.Module):
         static = build_static(spec, self.space, self.input_shape, self.n_classes)
         it = iter(static.features)
         signed = True
-        for layer, d in zip(spec.layers, self.blocks, strict=True):
+        for layer, d in zip(spec.layers, self._block_dicts(), strict=True):
             if layer.block == "skip":
                 continue
-            d[layer.block].copy_to(next(it), signed)
+            block: Any = d[layer.block]  # ElasticVGG or ElasticResidual, copying into its static twin
+            block.copy_to(next(it), signed)
             signed = False
         fcs = [m for m in static.head if isinstance(m, nn.Linear)]
-        for src, dst in zip(self.head.fcs, fcs, strict=True):
+        for src, dst in zip(cast("Iterable[ElasticLinear]", self.head.fcs), fcs, strict=True):
             src.copy_to(dst)
         dev = next(self.parameters()).device
         return static.to(dev).eval()

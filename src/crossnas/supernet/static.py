@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import cast
 
 import torch
 from torch import nn
@@ -62,16 +63,17 @@ def init_weights(module: nn.Module) -> None:
     """
     for m in module.modules():
         if isinstance(m, nn.Conv2d) or (hasattr(m, "is_elastic_conv") and isinstance(getattr(m, "weight", None), nn.Parameter)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(cast(torch.Tensor, m.weight), mode="fan_out", nonlinearity="relu")
         elif isinstance(m, nn.Linear) or hasattr(m, "is_elastic_linear"):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            weight = cast(torch.Tensor, m.weight)
+            nn.init.kaiming_normal_(weight, nonlinearity="relu")
             if getattr(m, "bias", None) is not None:
-                fan_in = m.weight.shape[1]
+                fan_in = weight.shape[1]
                 bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-                nn.init.uniform_(m.bias, -bound, bound)
+                nn.init.uniform_(cast(torch.Tensor, m.bias), -bound, bound)
         elif isinstance(m, nn.BatchNorm2d) or hasattr(m, "is_elastic_bn"):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+            nn.init.ones_(cast(torch.Tensor, m.weight))
+            nn.init.zeros_(cast(torch.Tensor, m.bias))
 
 
 def _bits(space: SpaceConfig, layer: LayerSpec | None) -> tuple[int | None, int | None]:
@@ -84,6 +86,11 @@ def _bits(space: SpaceConfig, layer: LayerSpec | None) -> tuple[int | None, int 
 
 class VGGBlock(nn.Sequential):
     """conv3x3-BN-ReLU-conv3x3-BN-ReLU, then maxpool2x2 (``pool=True``) or nothing."""
+
+    conv1: QuantConv2d  # named children (the Sequential's entries)
+    bn1: nn.BatchNorm2d
+    conv2: QuantConv2d
+    bn2: nn.BatchNorm2d
 
     def __init__(
         self, cin: int, cout: int, *, w_bits: int | None, a_bits: int | None, signed_input: bool, pool: bool

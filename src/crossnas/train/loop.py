@@ -143,6 +143,7 @@ def _make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim
 
 def _rng_state() -> dict[str, Any]:
     st = np.random.get_state()
+    assert isinstance(st, tuple)  # the legacy (default) form: ("MT19937", keys, pos, has_gauss, cached)
     out: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": {"key": torch.from_numpy(np.asarray(st[1], dtype=np.int64)), "pos": int(st[2]),

@@ -63,7 +63,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         fh.write(text)
 
 
-def write_with(path: str | os.PathLike[str], writer: Callable[[IO[Any]], None], binary: bool = True) -> None:
+def write_with(path: str | os.PathLike[str], writer: Callable[[IO[Any]], object], binary: bool = True) -> None:
     """Calls ``writer(fh)`` on a temporary file that then replaces ``path``."""
     with atomic_open(path, "wb" if binary else "w") as fh:
         writer(fh)
