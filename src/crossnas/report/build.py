@@ -181,7 +181,9 @@ def write_report(run_dir: str | Path, *, title: str = "crossnas run report") -> 
 
     figs: list[Figure] = []
     front = [{"accuracy": f["metrics"]["accuracy"], "edp_mJms": f["metrics"]["edp_mJms"],
-              "crossbar_size": _xbar(f.get("hardware_genes"))} for f in d["pareto"].get("front", [])
+              "crossbar_size": _xbar(f.get("hardware_genes")),
+              "supernet_accuracy": f["metrics"].get("supernet_accuracy"),
+              "pim_accuracy_std": f["metrics"].get("pim_accuracy_std")} for f in d["pareto"].get("front", [])
              if "edp_mJms" in f.get("metrics", {})]
     pts = [{"accuracy": c["accuracy"], "edp_mJms": c["edp_mJms"], "crossbar_size": _xbar(c.get("hardware_genes"))}
            for c in d["candidates"] if c.get("accuracy") is not None and c.get("edp_mJms")]
@@ -190,7 +192,8 @@ def write_report(run_dir: str | Path, *, title: str = "crossnas run report") -> 
         for w in d["best"].get("winners", []):
             m = w.get("metrics", {})
             if "edp_mJms" in m:
-                hl.append({"accuracy": m["accuracy"], "edp_mJms": m["edp_mJms"], "label": f"w_acc={w['w_acc']:g}"})
+                hl.append({"accuracy": m["accuracy"], "edp_mJms": m["edp_mJms"], "label": f"w_acc={w['w_acc']:g}",
+                           "supernet_accuracy": m.get("supernet_accuracy"), "pim_accuracy_std": m.get("pim_accuracy_std")})
         figs.append(Figure("Pareto front: search accuracy (the PIM score where simulated, else the supernet score) "
                            "vs EDP, coloured by crossbar size",
                            plots.plot_pareto(pts, front, out / "pareto.png", highlights=hl)))

@@ -52,6 +52,10 @@ def plot_pareto(
         front: the non-dominated ones.
         path: PNG to write.
         highlights: winners to mark and label (``label`` key).
+
+    Points with a PIM score (``supernet_accuracy`` and ``pim_accuracy_std`` keys) are drawn
+    at their PIM score with the Monte-Carlo std as an error bar, and a thin grey line
+    down (or up) from their supernet score, so the hardware's effect is visible.
     """
     fig = _figure((7.5, 4.8))
     ax = fig.subplots()
@@ -67,6 +71,16 @@ def plot_pareto(
         if fr:
             ax.scatter([p[x_key] for p in fr], [100 * p["accuracy"] for p in fr], s=38, alpha=0.95,
                        color=cmap(i), edgecolors="black", linewidths=0.6, label=name)
+    shown = [p for p in [*front, *highlights] if p.get("supernet_accuracy") is not None]
+    for p in shown:  # the supernet score the PIM score replaced
+        ax.plot([p[x_key], p[x_key]], [100 * p["supernet_accuracy"], 100 * p["accuracy"]], color="grey",
+                linewidth=0.8, alpha=0.8, zorder=1)
+        ax.scatter([p[x_key]], [100 * p["supernet_accuracy"]], marker="_", s=40, color="grey", zorder=1)
+        if p.get("pim_accuracy_std"):
+            ax.errorbar([p[x_key]], [100 * p["accuracy"]], yerr=[100 * p["pim_accuracy_std"]], color="black",
+                        linewidth=0.8, capsize=2, zorder=4)
+    if shown:
+        ax.plot([], [], color="grey", linewidth=0.8, label="from supernet score to PIM score")
     if front:
         fr_sorted = sorted(front, key=lambda p: p[x_key])
         ax.plot([p[x_key] for p in fr_sorted], [100 * p["accuracy"] for p in fr_sorted], color="black",
@@ -85,7 +99,7 @@ def plot_pareto(
         else:
             x_label = x_label.replace(", log scale", "")
     ax.set_xlabel(x_label)
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("search accuracy (%): PIM score where simulated")
     ax.set_title("Candidates (faint) and Pareto front (bold), by crossbar size")
     ax.grid(True, alpha=0.3)
     if groups:

@@ -82,7 +82,9 @@ def with_pim(results: Mapping[str, Evaluation], pim: Mapping[str, PimScore]) -> 
     A candidate with a PIM score gets fidelity ``pim`` and as accuracy its on-chip
     estimate ``pim_accuracy_mean``: the supernet score (whole validation split) minus the
     accuracy the chip lost on the simulated subset (digital minus PIM, Monte-Carlo mean),
-    clipped to 0..1. A subset of a few dozen images is too small to rank networks by
+    clipped to 0..1. A chip that scored *better* than the digital network on the subset
+    counts as losing nothing: that is sampling noise, and crediting it would let the
+    luckiest draws win (the estimate never exceeds the supernet score). A subset of a few dozen images is too small to rank networks by
     itself (its easy or hard images would favour whichever candidates were simulated), but
     it measures the hardware's damage well. A score without the digital reference (the
     synthetic proxy) is used as it is. Every evaluation keeps its cheap score as
@@ -96,7 +98,7 @@ def with_pim(results: Mapping[str, Evaluation], pim: Mapping[str, PimScore]) -> 
             out[key] = ev
             continue
         drop = p.drop
-        acc = p.mean if drop is None else min(max(ev.accuracy - drop, 0.0), 1.0)
+        acc = p.mean if drop is None else min(max(ev.accuracy - max(drop, 0.0), 0.0), 1.0)
         extra = {**dict(ev.extra), "supernet_accuracy": ev.accuracy, "supernet_fidelity": ev.fidelity,
                  **p.to_json(), "pim_accuracy_mean": acc}
         out[key] = Evaluation(key, acc, ev.cost, "pim", extra)
