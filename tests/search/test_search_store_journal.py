@@ -19,6 +19,8 @@ from crossnas.config.search import SearchConfig
 from crossnas.config.space import SpaceConfig
 from crossnas.errors import CrossnasError
 from crossnas.search import SearchProblem, SyntheticAccuracy, run_search
+from crossnas.search import _journal as journal_mod
+from crossnas.search import _workers as workers_mod
 from crossnas.search import store as store_mod
 from crossnas.search.costs import CostCache
 from crossnas.search.store import (
@@ -63,7 +65,7 @@ def records_ok(journal: Path) -> bool:
 
 def torn_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records
-            if r.name == store_mod.__name__ and r.levelno == logging.WARNING and "incomplete" in r.getMessage()]
+            if r.name == journal_mod.__name__ and r.levelno == logging.WARNING and "incomplete" in r.getMessage()]
 
 
 # ---- fault 1: torn journal tail --------------------------------------------------------------
@@ -81,7 +83,7 @@ def test_torn_last_record_is_dropped_and_the_search_continues(tmp_path: Path,
     kept = complete_trials(tmp_path)  # what Optuna itself still reads
     assert len(kept) == len(full) - 1
 
-    with caplog.at_level(logging.WARNING, logger=store_mod.__name__):
+    with caplog.at_level(logging.WARNING, logger=journal_mod.__name__):
         res = run_search(problem(), SyntheticAccuracy, tmp_path)
     assert torn_warnings(caplog) == [
         f"journal {journal}: its last record was incomplete (crash, power loss or full disk): dropped its "
@@ -95,7 +97,7 @@ def test_torn_last_record_is_dropped_and_the_search_continues(tmp_path: Path,
     assert records_ok(journal)
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger=store_mod.__name__):
+    with caplog.at_level(logging.WARNING, logger=journal_mod.__name__):
         again = run_search(problem(), SyntheticAccuracy, tmp_path)
     assert again.summary["evaluated_here"] == 0 and set(again.results) == set(full)
     assert torn_warnings(caplog) == []
@@ -120,7 +122,7 @@ def test_incomplete_last_line_is_truncated(tmp_path: Path, caplog: pytest.LogCap
     good = journal.read_bytes()
     journal.write_bytes(good + tail)
     url = resolve_storage_url(None, tmp_path)
-    with caplog.at_level(logging.WARNING, logger=store_mod.__name__):
+    with caplog.at_level(logging.WARNING, logger=journal_mod.__name__):
         open_storage(url)
     assert journal.read_bytes() == good
     assert torn_warnings(caplog) and f"dropped its {len(tail)} byte(s)" in torn_warnings(caplog)[0]
@@ -133,7 +135,7 @@ def test_incomplete_last_line_is_truncated(tmp_path: Path, caplog: pytest.LogCap
 def test_intact_journal_is_untouched(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     journal = _small_journal(tmp_path)
     good = journal.read_bytes()
-    with caplog.at_level(logging.WARNING, logger=store_mod.__name__):
+    with caplog.at_level(logging.WARNING, logger=journal_mod.__name__):
         open_storage(resolve_storage_url(None, tmp_path))
     assert journal.read_bytes() == good and torn_warnings(caplog) == []
 
@@ -265,7 +267,7 @@ def test_heartbeat_thread_survives_storage_errors(tmp_path: Path, monkeypatch: p
         recovered.set()
 
     monkeypatch.setattr(store, "_beat", flaky)
-    with caplog.at_level(logging.WARNING, logger=store_mod.__name__), store.heartbeat_thread() as hbt:
+    with caplog.at_level(logging.WARNING, logger=workers_mod.__name__), store.heartbeat_thread() as hbt:
         assert recovered.wait(30)
         assert hbt.alive
     assert not hbt.alive

@@ -40,17 +40,23 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from crossnas.errors import CrossnasError
 from crossnas.metrics import SEARCHABLE
+
+# storage I/O and worker identity live apart; their public names stay importable from here
+from crossnas.search._journal import JOURNAL_NAME as JOURNAL_NAME
+from crossnas.search._journal import _storage_error
+from crossnas.search._journal import open_storage as open_storage
+from crossnas.search._journal import redact as redact
+from crossnas.search._journal import resolve_storage_url as resolve_storage_url
+from crossnas.search._workers import HeartbeatThread as HeartbeatThread
+from crossnas.search._workers import WorkerInfo as WorkerInfo
+from crossnas.search._workers import process_alive as process_alive
 from crossnas.search.genome import Candidate, GenomeSpace
 from crossnas.search.objectives import Evaluation, HardwareCost, PimScore
 
@@ -58,7 +64,6 @@ logger = logging.getLogger(__name__)
 
 VALUE_NAMES = ("accuracy", *SEARCHABLE)
 DIRECTIONS: tuple[Literal["maximize", "minimize"], ...] = ("maximize", "minimize", "minimize", "minimize", "minimize")
-JOURNAL_NAME = "study.journal"
 HB_PREFIX = "crossnas.hb."
 PIM_SUFFIX = "#pim"
 """A PIM-score trial carries the key ``<genome key>#pim`` (its own claim, lease and
@@ -68,260 +73,6 @@ duplicate rules, like any candidate); ``values[0]`` is the Monte-Carlo mean accu
 def pim_key(key: str) -> str:
     """The trial key of ``key``'s PIM score."""
     return key + PIM_SUFFIX
-
-
-def redact(url: str) -> str:
-    """The storage URL with any password replaced by ``***``."""
-    if "://" in url and "@" in url:
-        scheme, _, rest = url.partition("://")
-        cred, _, host = rest.rpartition("@")
-        user = cred.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in cred else url
-    return url
-
-
-def resolve_storage_url(storage: str | None, run_dir: Path) -> str:
-    """The storage to use: ``--storage`` as given, or the journal file in the run dir.
-
-    A value without ``://`` is a journal file path (``journal:PATH`` also accepted).
-    """
-    if storage is None or storage == "":
-        return f"journal:{(Path(run_dir) / JOURNAL_NAME).resolve()}"
-    if storage.startswith("journal:"):
-        return storage
-    if "://" not in storage:
-        return f"journal:{Path(storage).resolve()}"
-    return storage
-
-
-def open_storage(url: str) -> Any:
-    """An Optuna storage for ``url`` (``journal:PATH`` or any SQLAlchemy URL).
-
-    A journal file whose last record was cut short (crash, power loss, full disk) is
-    truncated back to its last complete record first (see :func:`_repair_journal_tail`).
-
-    Raises:
-        CrossnasError: the storage cannot be opened (one line, password redacted), or a
-            journal record before the last one is corrupt (file and line named).
-    """
-    import optuna
-
-    try:
-        if url.startswith("journal:"):
-            from optuna.storages import JournalStorage
-            from optuna.storages.journal import JournalFileBackend
-
-            path = Path(url[len("journal:"):])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(_journal_backend(JournalFileBackend, str(path)))
-        return optuna.storages.RDBStorage(_with_driver(url), engine_kwargs={"pool_pre_ping": True})
-    except CrossnasError:
-        raise
-    except Exception as exc:  # sqlalchemy/driver/OS errors of many types
-        raise _storage_error(url, exc, "cannot open") from exc
-
-
-def _storage_error(url: str, exc: BaseException, what: str) -> CrossnasError:
-    """One-line error for a storage exception; names the corrupt line of a journal file."""
-    if url.startswith("journal:") and isinstance(exc, ValueError):
-        path = Path(url[len("journal:"):])
-        with contextlib.suppress(OSError):
-            bad = _first_bad_journal_line(path)
-            if bad is not None:
-                return CrossnasError(
-                    f"journal {path}: line {bad[0]} is not a valid record ({bad[1]}); it is not the last "
-                    "record, so it was not dropped: restore the file from a backup or repair that line"
-                )
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return CrossnasError(f"--storage {redact(url)}: {what} ({type(exc).__name__}: {first})")
-
-
-def _journal_record_ok(line: bytes) -> bool:
-    """Whether ``line`` is one complete journal record: newline-terminated JSON object."""
-    import json
-
-    if not line.endswith(b"\n"):
-        return False
-    try:
-        return isinstance(json.loads(line), dict)
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError
-        return False
-
-
-def _first_bad_journal_line(path: Path) -> tuple[int, str] | None:
-    """(1-based line number, reason) of the first line of ``path`` that is not a record."""
-    import json
-
-    with open(path, "rb") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.endswith(b"\n"):
-                return n, "no end of line"
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                return n, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            if not isinstance(obj, dict):
-                return n, f"JSON {type(obj).__name__}, not an object"
-    return None
-
-
-def _last_line_start(f: Any, size: int) -> int:
-    """Offset of the first byte of the last line of the open file ``f`` of ``size`` bytes."""
-    pos = size - 1  # a final "\n" ends the last line rather than starting a new one
-    while pos > 0:
-        lo = max(0, pos - (1 << 16))
-        f.seek(lo)
-        i = f.read(pos - lo).rfind(b"\n")
-        if i >= 0:
-            return lo + i + 1
-        pos = lo
-    return 0
-
-
-def _journal_tail(path: str) -> tuple[int, int] | None:
-    """``(size, offset)`` when the journal's last line is not a complete record, else ``None``."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return None
-        start = _last_line_start(f, size)
-        f.seek(start)
-        if _journal_record_ok(f.read(size - start)):
-            return None
-        return size, start
-
-
-def _repair_journal_tail(path: str, lock: Any) -> None:
-    """Truncates a journal whose last record is incomplete back to the record before it.
-
-    A crash, power loss or full disk in the middle of an append leaves a last line without
-    its newline, or one that is not JSON. Optuna skips such a line while it is last, but the
-    next append is written after it, which turns it into a corrupt record in the middle of
-    the file that makes every later open fail. Only the last line is ever dropped (with a
-    warning); a bad line before it is reported by :func:`open_storage`, never dropped.
-    The check is lock-free while the file is intact; the truncation is done under the
-    journal's lock (re-checked there, so an append in flight is never cut).
-    """
-    if _journal_tail(path) is None:
-        return
-    lock.acquire()
-    try:
-        torn = _journal_tail(path)
-        if torn is None:
-            return
-        size, start = torn
-        os.truncate(path, start)
-        with open(path, "rb+") as f:
-            os.fsync(f.fileno())
-    finally:
-        lock.release()
-    logger.warning("journal %s: its last record was incomplete (crash, power loss or full disk): "
-                   "dropped its %d byte(s); the study continues from the record before it", path, size - start)
-
-
-FSYNC_INTERVAL_S = 1.0
-"""The journal file is fsynced at most this often (every write is flushed at once)."""
-
-
-def _journal_backend(base: type, path: str) -> Any:
-    """Optuna's journal file backend, with fsync at most every :data:`FSYNC_INTERVAL_S`.
-
-    Every append is written and flushed under the journal's lock, so other processes see
-    it at once and a killed process (even ``kill -9``) loses nothing it appended: the data
-    is in the kernel's page cache. Only a crash of the whole machine can lose the appends
-    of the last second (Optuna fsyncs every append: ~1-7 ms each on a busy disk, three
-    per candidate).
-
-    An incomplete last record (torn write) is dropped before the backend is returned, so
-    before Optuna reads the file (:func:`_repair_journal_tail`).
-    """
-
-    class _Backend(base):  # type: ignore[misc,valid-type]
-        _last_sync = 0.0
-
-        def append_logs(self, logs: list[dict[str, Any]]) -> None:
-            import json
-
-            text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-            self._lock.acquire()
-            try:
-                with open(self._file_path, "ab") as f:
-                    f.write(text.encode("utf-8"))
-                    f.flush()
-                    now = time.monotonic()
-                    if now - self._last_sync > FSYNC_INTERVAL_S:
-                        os.fsync(f.fileno())
-                        self._last_sync = now
-            finally:
-                self._lock.release()
-
-    backend = _Backend(path)
-    _repair_journal_tail(path, backend._lock)
-    return backend
-
-
-def _with_driver(url: str) -> str:
-    """``postgresql://`` with the psycopg2 driver when psycopg (3), SQLAlchemy 2.1's default, is absent."""
-    scheme, sep, rest = url.partition("://")
-    if scheme in ("postgresql", "postgres") and sep:
-        import importlib.util
-
-        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
-            return f"postgresql+psycopg2://{rest}"
-        return f"postgresql://{rest}"
-    return url
-
-
-def _proc_start(pid: int) -> str | None:
-    """Start time of a process in clock ticks since boot (Linux), to tell reused pids apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def process_alive(pid: int, start: str | None) -> bool:
-    """Whether process ``pid`` with start time ``start`` still runs on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    if start is None:
-        return True
-    now = _proc_start(pid)
-    if now is None:
-        return Path("/proc").is_dir() is False
-    return now == start
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """Identity of one worker process."""
-
-    id: str
-    host: str
-    boot: str
-    pid: int
-    pstart: str | None
-
-    @classmethod
-    def current(cls) -> WorkerInfo:
-        pid = os.getpid()
-        host = socket.gethostname()
-        return cls(f"{host}-{pid}-{uuid.uuid4().hex[:8]}", host, _boot_id(), pid, _proc_start(pid))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "host": self.host, "boot": self.boot, "pid": self.pid, "pstart": self.pstart}
 
 
 @dataclass
@@ -345,63 +96,6 @@ class StudyView:
         if trial_key.endswith(PIM_SUFFIX):
             return trial_key[: -len(PIM_SUFFIX)] in self.pim
         return trial_key in self.results
-
-
-class HeartbeatThread:
-    """Refreshes a :class:`TrialStore`'s heartbeat from a daemon thread every ``lease_s / 4``.
-
-    Made by :meth:`TrialStore.heartbeat_thread`; a context manager, or :meth:`start` /
-    :meth:`stop`. The thread writes through the store's Optuna storage, which is
-    thread-safe: ``JournalStorage`` runs every call under its own thread lock and replaces
-    (never mutates) the trials and attrs it hands out; ``RDBStorage`` uses a session per
-    thread. The thread touches no other state of the store than the time of the last
-    heartbeat (one attribute assignment). A failed write is logged and retried at the next
-    interval.
-    """
-
-    def __init__(self, store: TrialStore) -> None:
-        self.store = store
-        self.interval_s = max(store.lease_s / 4, 0.01)  # the floor: no busy loop on absurd leases
-        self._stop: Any = None
-        self._thread: Any = None
-
-    def start(self) -> HeartbeatThread:
-        import threading
-
-        if self._thread is not None:
-            return self
-        self.store.heartbeat(force=True)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(self._stop,), daemon=True,
-                                        name=f"crossnas-heartbeat-{self.store.worker.id}")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stops the thread and waits for it (at most one storage write in flight)."""
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join()
-        self._thread = None
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self, stop: Any) -> None:
-        while not stop.wait(self.interval_s):
-            try:
-                self.store._beat()
-            except Exception as exc:  # noqa: BLE001 - a storage hiccup must not end the heartbeat
-                logger.warning("worker %s: heartbeat failed (%s: %s); retrying in %.3g s",
-                               self.store.worker.id, type(exc).__name__, exc, self.interval_s)
-
-    def __enter__(self) -> HeartbeatThread:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class TrialStore:
