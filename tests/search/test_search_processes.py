@@ -226,3 +226,29 @@ def test_postgres_two_workers_one_killed(tmp_path: Path) -> None:
         assert json.loads(out)["evaluations"] == len(expected)
         by = Counter(t.user_attrs["worker"]["pid"] for t in trials if t.state.name == "COMPLETE")
         assert by[victim.pid] > 0 and by[survivor.pid] > 0
+
+
+def test_two_workers_share_pim_aware_work_and_agree_with_one(tmp_path: Path) -> None:
+    """The PIM-score phase under several workers: every selected candidate scored once,
+    the same PIM-scored set and winners as one worker in process."""
+    over = {"accuracy": {"fidelity": "synthetic", "synthetic_pim_aware": True, "synthetic_delay_s": 0.05,
+                         "top_k": 2},
+            "hardware_genes": {"crossbar.size": [64, 128], "adc.choice": [1, 6, 7, 8], "dac.choice": [1, 2]}}
+    cfg = tmp_path / "c.yaml"  # gene order matters (it is the genome's order): keep it
+    cfg.write_text(yaml.safe_dump({"search": {**SEARCH, **over}, "hardware": {}}, sort_keys=False))
+    ref_cfg = SearchConfig.model_validate({**SEARCH, **over})
+    p = SearchProblem(ref_cfg, SpaceConfig(), HardwareConfig(), (1, 8, 8), 10,
+                      {"fidelity": "synthetic", "data": __import__("crossnas.config.data", fromlist=["x"]).DataConfig().model_dump(mode="json")})
+    ref = run_search(p, lambda: SyntheticAccuracy(), tmp_path / "ref")
+    run = tmp_path / "w2"
+    res = subprocess.run([sys.executable, "-m", "crossnas.cli.main", "search", "-c", str(cfg), "-o", str(run),
+                          "--workers", "2", "--json", "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    trials = [t for t in load_trials(str(run / "study.journal")) if t.state.name == "COMPLETE"]
+    pim_keys = [t.user_attrs["key"] for t in trials if t.user_attrs["key"].endswith("#pim")]
+    assert len(pim_keys) == len(set(pim_keys)) == ref.summary["pim_scores"] > 0  # each scored once
+    ref_pim = {t.user_attrs["key"] for t in load_trials(str(tmp_path / "ref" / "study.journal"))
+               if t.state.name == "COMPLETE" and t.user_attrs["key"].endswith("#pim")}
+    assert set(pim_keys) == ref_pim
+    best = json.loads((run / "best.json").read_text())
+    assert [(w["key"], w["fitness"]) for w in best["winners"]] == [(w["key"], w["fitness"]) for w in ref.best["winners"]]
