@@ -31,7 +31,9 @@ def format_validation_error(exc: object, source: str | None = None) -> str:
     parts = []
     for err in exc.errors():  # type: ignore[attr-defined]
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
-        msg = err.get("msg", "invalid value")
+        msg = str(err.get("msg", "invalid value"))
+        if err.get("type") == "value_error" and msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]  # our validators' messages read as sentences
         if err.get("type") == "extra_forbidden":
             msg = "unknown key (not allowed here)"
         parts.append(f"{loc}: {msg}" if loc else msg)

@@ -120,7 +120,8 @@ def _validate(model: Any, data: dict[str, Any], section: str, source: str | Path
         parts = []
         for err in exc.errors():
             loc = ".".join([section, *(str(p) for p in err.get("loc", ()))])
-            msg = "unknown key (not allowed here)" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
+            msg = "unknown key (not allowed here)" if err.get("type") == "extra_forbidden" else str(err.get("msg", "invalid"))
+            msg = msg.removeprefix("Value error, ")
             parts.append(f"{loc}: {msg}")
         raise CrossnasError(f"{source}: " + "; ".join(parts)) from exc
 
