@@ -93,3 +93,12 @@ def test_crowding_distance_boundaries_infinite() -> None:
     assert np.isfinite(d[1]) and np.isfinite(d[2]) and d[1] > 0
     # the point in the sparser region is more isolated
     assert d[2] > d[1]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 30).flatmap(
+    lambda n: arrays(np.float64, (n, 2), elements=st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0]))))
+def test_two_objective_front_matches_the_definition(p: np.ndarray) -> None:
+    """The O(n log n) two-objective path against dominance itself (ties and duplicates included)."""
+    expected = np.array([not any(dominates(p[j], p[i]) for j in range(len(p))) for i in range(len(p))])
+    assert np.array_equal(pareto_mask(p), expected)

@@ -20,10 +20,36 @@ def pareto_mask(points: np.ndarray) -> np.ndarray:
     n = p.shape[0]
     if n == 0:
         return np.zeros(0, dtype=bool)
+    if p.ndim == 2 and p.shape[1] == 2:
+        return _pareto_mask_2d(p)
     le = np.all(p[:, None, :] <= p[None, :, :], axis=2)  # le[i, j]: i <= j everywhere
     lt = np.any(p[:, None, :] < p[None, :, :], axis=2)
     dominated = np.any(le & lt, axis=0)  # j dominated by some i
     return ~dominated
+
+
+def _pareto_mask_2d(p: np.ndarray) -> np.ndarray:
+    """:func:`pareto_mask` for two objectives in O(n log n) (the search's accuracy-vs-cost
+    fronts over every candidate; the general form is O(n²) in time and memory).
+
+    Sorted by the first objective, a point is non-dominated iff it has the smallest second
+    objective among the points sharing its first one and that value is strictly below every
+    second objective of the points before it (an equal one there dominates it)."""
+    order = np.lexsort((p[:, 1], p[:, 0]))
+    x, y = p[order, 0], p[order, 1]
+    keep = np.zeros(len(p), dtype=bool)
+    best = np.inf
+    i = 0
+    while i < len(x):
+        j = i
+        while j < len(x) and x[j] == x[i]:
+            j += 1
+        y_min = y[i]  # sorted by y within a tie of x
+        if y_min < best:
+            keep[order[i:j][y[i:j] == y_min]] = True
+            best = y_min
+        i = j
+    return keep
 
 
 def non_dominated_sort(points: np.ndarray) -> np.ndarray:
