@@ -184,7 +184,7 @@ class AccuracyConfig(BaseModel):
     the supernet score (milliseconds, shared by all hardware variants of one network); the
     candidates that can win (``top_k`` per fitness weight, the front) also get a PIM score,
     which costs one BatchNorm re-estimation plus ``mc_runs`` simulated passes over
-    ``val_images`` images (0.77 s per candidate in the default digits run; BENCHMARKS.md).
+    ``val_images`` images (0.58 s per candidate in the default digits run; BENCHMARKS.md).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
