@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crossnas.errors import CrossnasError
-from crossnas.metrics import SEARCHABLE
 from crossnas.search.costs import CostCache
 from crossnas.search.genome import GenomeSpace
 from crossnas.search.objectives import (
@@ -260,6 +259,8 @@ class Planner:
                  max_rejected: int = 2000, ranges: Ranges | None = None,
                  pim_select: PimSelection | None = None) -> None:
         self.genomes, self.costs, self.runs = genomes, costs, list(runs)
+        if pim_select is not None and ranges is None:
+            raise ValueError("Planner: pim_select needs the normalisation ranges (paper fitness of the top-k)")
         self.ranges = ranges
         self.pim_select = pim_select
         self.pim_known: dict[str, PimScore] = {}
@@ -331,8 +332,8 @@ class Planner:
         assert self.pim_select is not None
         stage = self.stages[-1]
         while True:
-            ranges = self.ranges or Ranges({m: (0.0, 1.0) for m in SEARCHABLE})
-            want = [k for k in self.pim_select(self.merged(results), ranges) if k not in self.pim_known]
+            assert self.ranges is not None  # checked in __init__
+            want = [k for k in self.pim_select(self.merged(results), self.ranges) if k not in self.pim_known]
             if not want:
                 return []
             missing = [k for k in want if k not in pim]
