@@ -4,7 +4,8 @@ Run from the repository root: ``python tests/data/mnsim_make_extract.py``. Each 
 line holds what a test needs to rebuild one reference point without the reference
 folder: the architecture string (CrossNAS networks, rebuilt with
 ``crossnas.space.arch_to_network_dict``) or the built-in name, the hardware settings,
-and MNSIM's four totals (latency ns, energy nJ, area um^2, power W).
+MNSIM's four totals (latency ns, energy nJ, area um^2, power W) and each compute layer's
+finish time (ns, 7 significant digits: the per-layer latency check).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
                 ours = arch_to_network_dict(spec, SpaceConfig(n_layers=len(spec.layers)), (3, 32, 32), 10)["layers"]
             if ours != ref_layers:
                 raise SystemExit(f"{r['id']}: rebuilt layer list differs from the reference")
+            row["finish"] = [float(f"{lay['finish_time_ns']:.7g}") for lay in r["per_layer"]]
             rows.append(row)
     with gzip.open(OUT, "wt", encoding="utf-8") as f:
         for row in rows:

@@ -1,9 +1,13 @@
 """Agreement with MNSIM-2.0's reference points (default ``mnsim`` cost mode).
 
-Targets of the issue, per subset of both reference files and per metric: median
-relative error <= 10 % and Spearman >= 0.95. The model reproduces MNSIM's formulas,
-so the tests also hold it to much tighter bounds (median error <= 1 %, Spearman
->= 0.99) to catch regressions long before the issue's limits.
+Targets, per subset of both reference files and per metric: median relative error
+<= 10 % and Spearman >= 0.95 (the first calibration issue), and in the tail: 95th
+percentile <= 1 % and worst point <= 3 % for latency, energy and area (the cost-model
+issue). The model reproduces MNSIM's formulas, so the tests also hold the median to
+<= 1 % and Spearman to >= 0.99. Per layer, every compute layer's finish time of every
+reference point (all of them have pooling layers) is checked: 95th percentile <= 1 %,
+worst <= 5 % (early layers finish within microseconds, where one buffer word is a
+percent).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ METRICS = (("latency", "latency_ms", 1e-6), ("energy", "energy_mJ", 1e-6), ("are
            ("power", "power_W", 1.0))
 
 
-def _check(groups: dict[str, list[tuple[dict, dict]]]) -> dict[str, dict[str, tuple[float, float]]]:
-    out: dict[str, dict[str, tuple[float, float]]] = {}
+def _check(groups: dict[str, list[tuple[dict, dict]]]) -> dict[str, dict[str, tuple[float, float, float, float]]]:
+    """Per subset and metric: (median, 95th percentile, worst) relative error and Spearman."""
+    out: dict[str, dict[str, tuple[float, float, float, float]]] = {}
     for subset, items in groups.items():
         rows = [r for r, _ in items]
         batch = cost_networks([n for _, n in items], [hw_from_settings(r["hw"]) for r in rows])
@@ -33,7 +38,7 @@ def _check(groups: dict[str, list[tuple[dict, dict]]]) -> dict[str, dict[str, tu
             ours = getattr(batch, attr)
             rel = np.abs(ours / ref - 1)
             rho = spearmanr(ref, ours).correlation if len(ref) > 2 else 1.0
-            out[subset][key] = (float(np.median(rel)), float(rho))
+            out[subset][key] = (float(np.median(rel)), float(np.percentile(rel, 95)), float(rel.max()), float(rho))
     return out
 
 
@@ -46,11 +51,31 @@ def test_extract_agrees_with_mnsim_on_every_subset() -> None:
                            "mnsim_builtin_default", "hw_params", "hw_params_oat"}
     res = _check(groups)
     for subset, metrics in res.items():
-        for key, (med, rho) in metrics.items():
-            assert med <= 0.10 and rho >= 0.95, (subset, key, med, rho)  # the issue's targets
+        for key, (med, p95, worst, rho) in metrics.items():
+            assert med <= 0.10 and rho >= 0.95, (subset, key, med, rho)  # the first issue's targets
             assert med <= 0.01, (subset, key, med)
+            if key != "power":  # the tail targets (latency, energy, area)
+                assert p95 <= 0.01 and worst <= 0.03, (subset, key, p95, worst)
             if len(groups[subset]) > 2:
                 assert rho >= 0.99, (subset, key, rho)
+
+
+@pytest.mark.slow
+def test_every_layer_finish_time_of_every_reference_point() -> None:
+    """Per-layer latency (the pooling term, the pixel dependencies) on all 2,004 points."""
+    rows = extract_rows()
+    batch = cost_networks([network_of(r) for r in rows], [hw_from_settings(r["hw"]) for r in rows])
+    errs = []
+    for i, r in enumerate(rows):
+        detail = batch.detail(i)
+        ours = np.array([lay.finish_ns for lay in detail.layers])
+        ref = np.array(r["finish"])
+        assert len(ours) == len(ref), r["id"]
+        assert any(lay.layer.type == "pooling" for lay in detail.layers)
+        errs.append(np.abs(ours / ref - 1))
+    rel = np.concatenate(errs)
+    assert len(rel) > 30_000
+    assert np.percentile(rel, 95) <= 0.01 and rel.max() <= 0.05, (np.percentile(rel, 95), rel.max())
 
 
 @pytest.mark.slow
@@ -67,8 +92,10 @@ def test_full_reference_files_from_their_own_layer_lists() -> None:
                 groups[r["subset"]].append((r, net))
     assert sum(len(v) for v in groups.values()) == len(extract_rows())
     for subset, metrics in _check(groups).items():
-        for key, (med, rho) in metrics.items():
+        for key, (med, p95, worst, rho) in metrics.items():
             assert med <= 0.10 and rho >= 0.95, (subset, key, med, rho)
+            if key != "power":
+                assert p95 <= 0.01 and worst <= 0.03, (subset, key, p95, worst)
 
 
 @pytest.mark.skipif(not (SHARED / "calibration.jsonl").is_file(), reason="shared reference folder absent")

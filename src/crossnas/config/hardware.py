@@ -17,6 +17,8 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from crossnas.devices import DEVICE_PRESETS, retype
+
 # MNSIM-2.0's interface tables (ADC.py / DAC.py of the reference snapshot): facts, in our units.
 # choice: (bits, area_um2, power_W, sample_rate_GSps)
 ADC_PRESETS: dict[int, tuple[int, float, float, float]] = {
@@ -44,36 +46,76 @@ _CONVERTER_FIGURES = ("bits", "area_um2", "power_W", "sample_rate_GSps")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class DeviceConfig(_Section):
-    """The memory cell."""
+    """The memory cell: a technology preset (``type``) whose figures any field overrides.
 
-    type: Literal["RRAM", "SRAM"] = "RRAM"
-    """Cell technology. MNSIM's ``Device_Type = NVM`` is RRAM."""
-    tech_nm: int = Field(130, gt=0)
-    """Device technology node (MNSIM ``Device_Tech``)."""
-    cell_area_um2: float = Field(1.44, gt=0)
+    Fields not given take the values of the ``type``'s preset in :mod:`crossnas.devices`
+    (the default ``RRAM`` preset is MNSIM-2.0's ``SimConfig.ini`` cell). The noise and drift
+    fields are read by the PIM accuracy simulator, the figures (area, voltage, latency,
+    energy, leakage, resistances, levels) by the cost model.
+    """
+
+    type: Literal["RRAM", "PCM", "FeFET", "SRAM"] = "RRAM"
+    """Cell technology (:data:`crossnas.devices.DEVICE_PRESETS`). MNSIM's ``Device_Type = NVM`` is RRAM."""
+    tech_nm: int = Field(130, gt=0, le=1000)
+    """Device technology node (MNSIM ``Device_Tech``; scales the row drivers in ``corrected`` mode)."""
+    cell_area_um2: float = Field(1.44, gt=0, le=1e4)
     """Area of one cell (MNSIM ``Device_Area``)."""
-    read_voltage_V: float = Field(0.15, gt=0)
+    read_voltage_V: float = Field(0.15, gt=0, le=10)
     """Read voltage of an active input (MNSIM ``Read_Voltage`` upper level)."""
-    read_latency_ns: float = Field(3.16, gt=0)
+    read_latency_ns: float = Field(3.16, gt=0, le=1e6)
     """One crossbar read (MNSIM ``Read_Latency``)."""
-    read_energy_J: float = Field(1.12e-15, ge=0)
-    """Energy of one cell read (MNSIM ``Read_Energy``; informational in MNSIM mode)."""
+    read_energy_J: float = Field(1.12e-15, ge=0, le=1e-6)
+    """Energy of one cell read with an active input (``corrected`` mode; MNSIM derives the
+    crossbar power from the read voltage and resistances instead and ignores it)."""
+    leakage_W: float = Field(0.0, ge=0, le=1e-3)
+    """Static power per cell (volatile cells such as SRAM; ``corrected`` mode)."""
     levels: int = Field(2, ge=2, le=256)
     """Conductance levels per cell; bits per cell = log2(levels). Must be a power of two."""
-    hrs_ohm: float = Field(1e6, gt=0)
+    hrs_ohm: float = Field(1e6, gt=0, le=1e15)
     """High-resistance state (MNSIM ``Device_Resistance`` first value)."""
-    lrs_ohm: float = Field(1e4, gt=0)
+    lrs_ohm: float = Field(1e4, gt=0, le=1e15)
     """Low-resistance state (MNSIM ``Device_Resistance`` second value)."""
     variation_pct: float = Field(0.0, ge=0, le=100)
-    """Relative Gaussian conductance variation σ in percent (0 = ideal; MNSIM ships 1)."""
+    """Programming error relative to each cell's own conductance, σ in percent (MNSIM's
+    ``Device_Variation``; 0 = none)."""
+    prog_noise_pct: float = Field(0.0, ge=0, le=100)
+    """State-independent programming error, σ in percent of G_max (``gaussian`` noise model)."""
+    read_noise_pct: float = Field(0.0, ge=0, le=100)
+    """Per-read noise, σ in percent of G_max (``gaussian`` noise model)."""
+    noise_model: Literal["gaussian", "pcm"] = "gaussian"
+    """``gaussian``: the three σ above; ``pcm``: aihwkit-style state-dependent PCM statistics."""
+    distribution: Literal["normal", "lognormal"] = "normal"
+    """Shape of the programming error: additive normal, or lognormal (multiplicative, never negative)."""
+    drift_nu: float = Field(0.0, ge=0, le=1)
+    """Mean drift exponent ν of ``G(t) = G(t0) (t/t0)^-ν`` (``pcm``: the state-dependent model instead)."""
+    drift_nu_std: float = Field(0.0, ge=0, le=1)
+    """Cell-to-cell spread of ν."""
+    drift_t0_s: float = Field(20.0, gt=0, le=1e9)
+    """Reference time t0 of the drift law (seconds after programming)."""
+    time_s: float = Field(0.0, ge=0, le=1e10)
+    """Time since programming at which the chip is read (0 = right after programming, no drift)."""
+    drift_compensation: bool = True
+    """Global drift compensation: a per-layer digital gain calibrated at read time (as aihwkit does)."""
+    clip_gmax: bool = True
+    """Programmed conductances are clipped to [0, G_max + G_min]."""
     stuck_at_hrs: float = Field(0.0, ge=0, le=1)
     """Fraction of cells stuck at HRS (MNSIM ``Device_SAF`` first value, there in percent)."""
     stuck_at_lrs: float = Field(0.0, ge=0, le=1)
     """Fraction of cells stuck at LRS (MNSIM ``Device_SAF`` second value, there in percent)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_preset(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("type", "RRAM")
+        if kind not in DEVICE_PRESETS:
+            return data  # the Literal check reports it
+        return {**DEVICE_PRESETS[kind].as_fields(), **data}
 
     @field_validator("levels")
     @classmethod
@@ -88,6 +130,9 @@ class DeviceConfig(_Section):
             raise ValueError(f"hrs_ohm ({self.hrs_ohm}) must exceed lrs_ohm ({self.lrs_ohm})")
         if self.stuck_at_hrs + self.stuck_at_lrs > 1:
             raise ValueError("stuck_at_hrs + stuck_at_lrs must be at most 1")
+        top = DEVICE_PRESETS[self.type].max_levels
+        if self.levels > top:
+            raise ValueError(f"levels: a {self.type} cell holds at most {top} levels, got {self.levels}")
         return self
 
     @property
@@ -201,14 +246,18 @@ class TileConfig(_Section):
     pe_rows: int = Field(2, ge=1, le=64)
     pe_cols: int = Field(2, ge=1, le=64)
     """PEs per tile = pe_rows x pe_cols (MNSIM ``PE_Num``)."""
-    pooling_units: int = Field(64, ge=1)
-    pooling_tech_nm: int = Field(65, gt=0)
-    pe_input_buffer_KB: float | None = Field(None, gt=0)
-    """PE input buffer size; ``None`` sizes it from the network as MNSIM does."""
-    output_buffer_KB: float | None = Field(None, gt=0)
-    """Tile output buffer size; ``None`` sizes it from the network as MNSIM does."""
-    intra_tile_bandwidth_Gbps: float = Field(1024.0, gt=0)
-    inter_tile_bandwidth_Gbps: float = Field(20.0, gt=0)
+    pooling_units: int = Field(64, ge=1, le=4096)
+    """Pooling units per tile (``corrected`` mode: pooling time, area and power scale with it)."""
+    pooling_tech_nm: int = Field(65, gt=0, le=1000)
+    """Pooling block technology (``corrected`` mode: area and power scale with its square)."""
+    pe_input_buffer_KB: float | None = Field(None, gt=0, le=1e6)
+    """PE input (line) buffer per PE; ``None`` sizes it to the network's largest need
+    (``corrected`` mode: area and leakage follow the size; a smaller buffer re-fetches inputs)."""
+    output_buffer_KB: float | None = Field(None, gt=0, le=1e6)
+    """Tile output buffer; ``None`` sizes it to the network's largest need (``corrected`` mode:
+    a smaller buffer spills outputs to the global buffer)."""
+    intra_tile_bandwidth_Gbps: float = Field(1024.0, gt=0, le=1e7)
+    inter_tile_bandwidth_Gbps: float = Field(20.0, gt=0, le=1e7)
 
     @property
     def pes_per_tile(self) -> int:
@@ -220,16 +269,28 @@ class ChipConfig(_Section):
 
     tile_rows: int = Field(64, ge=1, le=1024)
     tile_cols: int = Field(64, ge=1, le=1024)
-    """Tiles per chip = tile_rows x tile_cols (MNSIM ``Tile_Num``)."""
-    digital_frequency_MHz: float = Field(500.0, gt=0)
+    """Tiles per chip = tile_rows x tile_cols (MNSIM ``Tile_Num``). A network needing more
+    tiles than the chip has is refused."""
+    digital_frequency_MHz: float = Field(500.0, gt=0, le=1e5)
     buffer_type: Literal["SRAM", "DRAM", "RRAM"] = "SRAM"
-    """Buffer technology (MNSIM ``Buffer_Choice`` 1/2/3)."""
-    buffer_tech_nm: int = Field(90, gt=0)
+    """Technology of the on-chip buffers (MNSIM ``Buffer_Choice`` 1/2/3; ``corrected`` mode:
+    cycle, energy per bit, leakage and area from ``crossnas.hw.params.BUFFER_TECH``)."""
+    buffer_tech_nm: int = Field(90, gt=0, le=1000)
     buffer_bitwidth: int = Field(64, ge=8, le=1024)
-    buffer_cycle_ns: float = Field(20.0, gt=0)
-    """MNSIM hard-codes 20 ns per buffer word."""
+    buffer_cycle_ns: float | None = Field(None, gt=0, le=1e6)
+    """One buffer word access; ``None``: MNSIM's hard-coded 20 ns in ``mnsim`` mode, the
+    technology's cycle in ``corrected`` mode."""
+    global_buffer_KB: float | None = Field(None, gt=0, le=1e7)
+    """Global buffer (residual branches, layer-to-layer spills); ``None`` sizes it to the
+    network's need (``corrected`` mode; an overflow goes to off-chip DRAM)."""
+    global_buffer_bandwidth_Gbps: float = Field(256.0, gt=0, le=1e7)
+    """Global buffer port bandwidth (``corrected`` mode)."""
+    dram_bandwidth_Gbps: float = Field(102.4, gt=0, le=1e7)
+    """Off-chip DRAM bandwidth (``corrected`` mode; 102.4 Gbit/s = one LPDDR4 x32 channel)."""
+    dram_energy_pJ_per_bit: float = Field(20.0, gt=0, le=1e4)
+    """Off-chip DRAM access energy (``corrected`` mode; Horowitz, ISSCC 2014: ~20 pJ/bit)."""
     tile_connection: int = Field(2, ge=0, le=3)
-    """Tile placement order (MNSIM ``Tile_Connection``; 2 = spiral)."""
+    """Tile placement order (MNSIM ``Tile_Connection``; 0 row-major, 1 snake, 2 spiral, 3 zigzag = snake)."""
 
     @property
     def n_tiles(self) -> int:
@@ -265,6 +326,8 @@ class HardwareConfig(_Section):
             if name in ("adc", "dac") and isinstance(values, dict) and "choice" in values:
                 # a new preset replaces the old preset's figures (explicit ones in ``values`` still win)
                 data[name] = {k: v for k, v in data[name].items() if k not in _CONVERTER_FIGURES}
+            if name == "device" and isinstance(values, dict) and "type" in values:
+                data[name] = retype(data[name], str(values["type"]))  # the new type's preset fills the rest
             if isinstance(data[name], dict):
                 data[name].update(values)
             else:

@@ -60,15 +60,19 @@ def apply_hardware_genes(base: Any, genes: dict[str, Any]) -> Any:
     """``base`` (a HardwareConfig) with the gene values set, re-validated.
 
     Setting ``adc.choice``/``dac.choice`` replaces the converter's figures (bits, area,
-    power, rate) with the preset's, exactly as writing ``choice: N`` in a config does.
+    power, rate) with the preset's, exactly as writing ``choice: N`` in a config does;
+    ``device.type`` is applied first and refills the fields its preset sets (other genes,
+    such as ``device.levels``, then override them).
 
     Raises:
         ValueError: a value the hardware config rejects (pydantic's message).
     """
     from crossnas.config.hardware import HardwareConfig
+    from crossnas.devices import retype
 
     data = base.model_dump()
-    for path, value in genes.items():
+    # the device type first: its preset fills the fields no other gene sets
+    for path, value in sorted(genes.items(), key=lambda kv: kv[0] != "device.type"):
         if path == CROSSBAR_SIZE:
             data["crossbar"]["rows"] = value
             data["crossbar"]["cols"] = value
@@ -81,6 +85,9 @@ def apply_hardware_genes(base: Any, genes: dict[str, Any]) -> Any:
             keep = {k: v for k, v in data[section].items() if k not in ("bits", "area_um2", "power_W", "sample_rate_GSps")}
             keep["choice"] = value
             data[section] = keep
+            continue
+        if section == "device" and leaf == "type":
+            data[section] = retype(data[section], str(value))  # the new type's preset fills the rest
             continue
         data[section][leaf] = value
     return HardwareConfig.model_validate(data)
@@ -160,12 +167,16 @@ class NormalizationConfig(BaseModel):
 
 
 ACCURACY_GENE_PREFIXES: tuple[str, ...] = (
-    "crossbar.size", "crossbar.rows", "adc.", "dac.", "device.levels", "device.variation_pct",
+    "crossbar.size", "crossbar.rows", "crossbar.subarray_rows", "adc.", "dac.", "device.type",
+    "device.levels", "device.variation_pct", "device.prog_noise_pct", "device.read_noise_pct",
+    "device.noise_model", "device.distribution", "device.drift_nu", "device.drift_nu_std",
+    "device.drift_t0_s", "device.time_s", "device.drift_compensation", "device.clip_gmax",
     "device.stuck_at_hrs", "device.stuck_at_lrs", "device.hrs_ohm", "device.lrs_ohm", "pe.polarity",
 )
 """Hardware genes that change what a network computes on the crossbars (the fields the PIM
-simulator reads): crossbar rows (partial-sum tiling), converters, cell levels, on/off
-ratio, variation, faults and polarity. A hardware-blind fidelity cannot rank them."""
+simulator reads): crossbar rows and rows read at once (partial-sum tiling), converters,
+the device type (its noise and drift), cell levels, on/off ratio, programming and read
+noise, drift, faults and polarity. A hardware-blind fidelity cannot rank them."""
 
 
 def accuracy_genes(paths: Any) -> list[str]:

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from crossnas.config.hardware import HardwareConfig
 from crossnas.config.loading import apply_overrides
+from crossnas.devices import retype
 from crossnas.errors import CrossnasError, format_validation_error
 
 
@@ -34,6 +35,9 @@ def build_hardware(
             elif isinstance(sec, int) and not isinstance(sec, bool):
                 ov = {**ov, conv: {"choice": sec}}
                 data[conv] = {k: v for k, v in data[conv].items() if k not in ("bits", "area_um2", "power_W", "sample_rate_GSps")}
+        dev = ov.get("device")
+        if isinstance(dev, dict) and "type" in dev:
+            data["device"] = retype(data["device"], str(dev["type"]))
         data = apply_overrides(data, ov)
     try:
         return HardwareConfig.model_validate(data)

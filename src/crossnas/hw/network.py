@@ -18,6 +18,22 @@ Sources:
   ``activation_bit`` (as in MNSIM).
 * :func:`network_from_module` — a PyTorch module traced with an example input
   (``torch.fx``); ``QuantConv2d``/``QuantLinear`` contribute their ``w_bits``/``a_bits``.
+  Every op is either mapped or refused with a one-line error naming it (see the function).
+
+Size limits. Both sources refuse absurd sizes with a one-line :class:`CrossnasError`
+naming the field, the value and the allowed range, before anything is costed. The limits
+are far above any network a crossbar accelerator runs (ResNet-152 at 224x224 uses at most
+2048 channels, 7x7 kernels, 2.4M weights and 0.8M values per layer) and keep every count
+the cost model forms well inside int64 and float64:
+
+* channels (conv in/out, the input's C): 1..``MAX_CHANNELS`` = 2**20;
+* fc features (in/out, a flattened map included): 1..``MAX_FEATURES`` = 2**24;
+* height and width of any feature map (input and outputs): 1..``MAX_HW`` = 2**14;
+* pixels of any feature map, H*W: at most ``MAX_PIXELS`` = 2**24;
+* values of any feature map, C*H*W: at most ``MAX_ACTIVATIONS`` = 2**30;
+* kernel size and stride 1..``MAX_KERNEL`` = 64, padding 0..64;
+* weights of one conv/fc layer, C_in*k*k*C_out (F_in*F_out): at most ``MAX_WEIGHTS`` = 2**32;
+* entries in ``layers``: at most ``MAX_LAYERS`` = 2**16.
 """
 
 from __future__ import annotations
@@ -25,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from crossnas.errors import CrossnasError
 
@@ -33,6 +49,15 @@ DEFAULT_WEIGHT_BIT = 9
 DEFAULT_ACTIVATION_BIT = 9
 COMPUTE_TYPES = ("conv", "fc", "pooling", "element_sum")
 PASS_TYPES = ("bn", "relu", "dropout", "view")
+# Size limits (module docstring).
+MAX_CHANNELS = 2**20
+MAX_FEATURES = 2**24
+MAX_HW = 2**14
+MAX_PIXELS = 2**24
+MAX_ACTIVATIONS = 2**30
+MAX_KERNEL = 64
+MAX_WEIGHTS = 2**32
+MAX_LAYERS = 2**16
 _LAYER_KEYS: dict[str, set[str]] = {
     "conv": {"in_channels", "out_channels", "kernel_size", "stride", "padding", "depthwise", "groups", "bias"},
     "fc": {"in_features", "out_features", "bias"},
@@ -109,22 +134,53 @@ class Network:
         return hash(self.key)
 
 
-def _int_field(d: Mapping[str, Any], key: str, where: str, default: int | None = None, lo: int = 1) -> int:
+def _out_of_range(label: str, v: int, lo: int, hi: int) -> CrossnasError:
+    return CrossnasError(f"{label}: {v} is outside the allowed range {lo}..{hi}")
+
+
+def _check_map(label: str, c: int, h: int, w: int) -> None:
+    """Refuses a feature map beyond the size limits (module docstring)."""
+    if h > MAX_HW or w > MAX_HW:
+        raise CrossnasError(f"{label}: feature map {h}x{w} is outside the allowed range 1..{MAX_HW} per side")
+    if h * w > MAX_PIXELS:
+        raise CrossnasError(
+            f"{label}: the {h}x{w} feature map has {h * w} pixels, outside the allowed range 1..{MAX_PIXELS}"
+        )
+    if c * h * w > MAX_ACTIVATIONS:
+        raise CrossnasError(
+            f"{label}: the {c}x{h}x{w} feature map has {c * h * w} values, outside the allowed range "
+            f"1..{MAX_ACTIVATIONS}"
+        )
+
+
+def _check_weights(label: str, cin: int, k: int, cout: int) -> None:
+    if cin * k * k * cout > MAX_WEIGHTS:
+        shape = f"{cin}x{k}x{k}x{cout}" if k > 1 else f"{cin}x{cout}"
+        raise CrossnasError(
+            f"{label}: {shape} = {cin * k * k * cout} weights, outside the allowed range 1..{MAX_WEIGHTS}"
+        )
+
+
+def _int_field(
+    d: Mapping[str, Any], key: str, where: str, default: int | None = None, lo: int = 1, hi: int = MAX_KERNEL
+) -> int:
     v = d.get(key)
-    if type(v) is int and v >= lo:  # the common case, checked first
+    if type(v) is int and lo <= v <= hi:  # the common case, checked first
         return v
     if key not in d:
         if default is None:
             raise CrossnasError(f"{where}: missing key {key!r}")
         return default
     v = d[key]
-    if isinstance(v, (list, tuple)) and len(v) == 2 and v[0] == v[1]:
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        if v[0] != v[1]:
+            raise CrossnasError(
+                f"{where}.{key}: non-square {list(v)} is not supported; the cost model maps square k x k windows"
+            )
         v = v[0]
     if isinstance(v, bool) or not isinstance(v, int):
-        raise CrossnasError(f"{where}.{key}: must be an integer >= {lo}, got {v!r}")
-    if v < lo:
-        raise CrossnasError(f"{where}.{key}: must be an integer >= {lo}, got {v}")
-    return v
+        raise CrossnasError(f"{where}.{key}: must be an integer in {lo}..{hi}, got {v!r}")
+    raise _out_of_range(f"{where}.{key}", v, lo, hi)
 
 
 def _bits(d: Mapping[str, Any], key: str, where: str, default: int) -> int:
@@ -147,8 +203,9 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
         The network.
 
     Raises:
-        CrossnasError: unknown keys or types, non-positive sizes, bits outside 1..16,
-            shapes that don't chain (one line naming the layer and field).
+        CrossnasError: unknown keys or types, non-positive sizes, sizes beyond the limits in
+            the module docstring, bits outside 1..16, shapes that don't chain (one line
+            naming the layer and field).
     """
     if isinstance(d, Network):
         return d
@@ -163,9 +220,14 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
         or any(isinstance(x, bool) or not isinstance(x, int) or x <= 0 for x in shape)
     ):
         raise CrossnasError(f"network.input_shape: must be 3 positive integers [C, H, W], got {shape!r}")
+    if shape[0] > MAX_CHANNELS:
+        raise _out_of_range("network.input_shape[0] (channels)", shape[0], 1, MAX_CHANNELS)
+    _check_map("network.input_shape", shape[0], shape[1], shape[2])
     raw_layers = d.get("layers")
     if not isinstance(raw_layers, (list, tuple)) or not raw_layers:
         raise CrossnasError("network.layers: must be a non-empty list of layer objects")
+    if len(raw_layers) > MAX_LAYERS:
+        raise _out_of_range("network.layers: number of layers", len(raw_layers), 1, MAX_LAYERS)
     quant = d.get("quantize_config")
     if quant is not None and (not isinstance(quant, (list, tuple)) or len(quant) != len(raw_layers)):
         raise CrossnasError("network.quantize_config: must be a list with one entry per layer")
@@ -225,7 +287,7 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
 
         if t in ("bn", "relu", "dropout"):
             if t == "bn" and "features" in ld:
-                feats = _int_field(ld, "features", where)
+                feats = _int_field(ld, "features", where, hi=MAX_FEATURES)
                 if feats != shp[0]:
                     raise CrossnasError(f"{where}.features: {feats} does not match the {shp[0]} channels it receives")
             states.append((kind, shp, prod))
@@ -236,8 +298,8 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
         if t == "conv":
             if kind != "map":
                 raise CrossnasError(f"{where}: a conv layer needs a feature map input, got a flat vector")
-            cin = _int_field(ld, "in_channels", where)
-            cout = _int_field(ld, "out_channels", where)
+            cin = _int_field(ld, "in_channels", where, hi=MAX_CHANNELS)
+            cout = _int_field(ld, "out_channels", where, hi=MAX_CHANNELS)
             k = _int_field(ld, "kernel_size", where)
             s = _int_field(ld, "stride", where, 1)
             p = _int_field(ld, "padding", where, 0, lo=0)
@@ -249,6 +311,10 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
             ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
             if ho < 1 or wo < 1:
                 raise CrossnasError(f"{where}.kernel_size: {k} is larger than the padded {h}x{w} input")
+            if ho > MAX_HW or wo > MAX_HW or ho * wo > MAX_PIXELS or cout * ho * wo > MAX_ACTIVATIONS:
+                _check_map(f"{where} output", cout, ho, wo)
+            if cin * k * k * cout > MAX_WEIGHTS:
+                _check_weights(where, cin, k, cout)
             layers.append(Layer(name_for(t), t, (prod,), cin, cout, k, s, p, (h, w), (ho, wo), wb, ab))
             states.append(("map", (cout, ho, wo), len(layers) - 1))
         elif t == "pooling":
@@ -264,11 +330,15 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
             ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
             if ho < 1 or wo < 1:
                 raise CrossnasError(f"{where}.kernel_size: {k} is larger than the padded {h}x{w} input")
+            if ho > MAX_HW or wo > MAX_HW or ho * wo > MAX_PIXELS or c * ho * wo > MAX_ACTIVATIONS:
+                _check_map(f"{where} output", c, ho, wo)
             layers.append(Layer(name_for(t), t, (prod,), c, c, k, s, p, (h, w), (ho, wo), wb, ab))
             states.append(("map", (c, ho, wo), len(layers) - 1))
         elif t == "fc":
-            fin = _int_field(ld, "in_features", where)
-            fout = _int_field(ld, "out_features", where)
+            fin = _int_field(ld, "in_features", where, hi=MAX_FEATURES)
+            fout = _int_field(ld, "out_features", where, hi=MAX_FEATURES)
+            if fin * fout > MAX_WEIGHTS:
+                _check_weights(where, fin, 1, fout)
             n = int(math.prod(shp))
             if fin != n:
                 raise CrossnasError(f"{where}.in_features: {fin} does not match the {n} values it receives")
@@ -296,131 +366,499 @@ def network_to_dict(net: Network) -> dict[str, Any]:
     return {"input_shape": list(net.input_shape), "layers": [layer.to_dict() for layer in net.layers]}
 
 
-def _hw_of(t: Any) -> tuple[int, int]:
-    """(H, W) of an NCHW activation, as a tuple (``tuple(t.shape[2:4])``)."""
-    return cast("tuple[int, int]", tuple(t.shape[2:4]))
+def _square(v: Any, field: str, where: str) -> int:
+    """An int, or a pair of equal ints, as one int; non-square windows are refused."""
+    if isinstance(v, (list, tuple)):
+        vals = tuple(v)
+        if len(vals) == 1 or (len(vals) == 2 and vals[0] == vals[1]):
+            v = vals[0]
+        else:
+            raise CrossnasError(
+                f"{where}: non-square {field} {vals} is not supported; the cost model maps square k x k windows"
+            )
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise CrossnasError(f"{where}: {field} must be an integer or a square pair, got {v!r}")
+    return v
+
+
+def _check_module_layer(layer: Layer, where: str) -> None:
+    """Applies the size limits (module docstring) to a traced layer."""
+    fc = layer.type == "fc"
+    c_hi = MAX_FEATURES if fc else MAX_CHANNELS
+    for label, v, hi in (
+        ("in_features" if fc else "in_channels", layer.cin, c_hi),
+        ("out_features" if fc else "out_channels", layer.cout, c_hi),
+        ("kernel_size", layer.kernel, MAX_KERNEL),
+        ("stride", layer.stride, MAX_KERNEL),
+    ):
+        if not 1 <= v <= hi:
+            raise _out_of_range(f"{where} {label}", v, 1, hi)
+    if not 0 <= layer.padding <= MAX_KERNEL:
+        raise _out_of_range(f"{where} padding", layer.padding, 0, MAX_KERNEL)
+    if not fc:
+        _check_map(f"{where} output", layer.cout, *layer.out_hw)
+    if layer.type in ("conv", "fc"):
+        _check_weights(f"{where}", layer.cin, layer.kernel, layer.cout)
 
 
 def network_from_module(module: Any, example_input: Any) -> Network:
     """Traces a PyTorch module with an example input into a :class:`Network`.
 
-    Conv2d/Linear (and crossnas ``QuantConv2d``/``QuantLinear``, whose ``w_bits``/``a_bits``
-    are used), MaxPool2d/AvgPool2d/adaptive pools, additions of two tensors (residual sums),
-    and shape-only ops (BN, ReLU, dropout, flatten/view) are recognised. Bits of plain
-    layers default to 9/9; a pooling or sum layer takes the bits of its first input layer.
+    Every node of the ``torch.fx`` graph is run on the example input (so all shapes are
+    the module's real ones) and is either mapped or refused:
+
+    * ``nn.Conv2d`` (and crossnas ``QuantConv2d``, whose ``w_bits``/``a_bits`` are used;
+      ``groups=1``, square kernel/stride/padding, dilation 1) -> ``conv``;
+      ``nn.Linear``/``QuantLinear`` on a flat vector -> ``fc``.
+    * ``nn.MaxPool2d``/``nn.AvgPool2d``, ``F.max_pool2d``/``F.avg_pool2d`` (kernel, stride,
+      padding read from args/kwargs), adaptive pools whose output divides the input evenly,
+      and ``x.mean((2, 3))`` (global average) -> ``pooling``.
+    * ``+`` / ``torch.add`` of two feature maps of the same shape -> ``element_sum``.
+    * Ops that keep the tensor's shape (BN, activations, dropout, an addition of a
+      constant, ...) and layout ops that keep its size (flatten, view, reshape, contiguous,
+      squeeze, unsqueeze) are folded away; ``size``/``shape`` queries are ignored.
+    * Everything else is a one-line :class:`CrossnasError` naming the op: concatenation
+      (``torch.cat``/``stack``: there is no concatenation layer), functional convs and
+      matmuls, weighted modules other than Conv2d/Linear, non-square or dilated windows,
+      ``ceil_mode`` pools, ops joining two branches other than ``+``, and any op that
+      changes the tensor's shape without being modelled.
+
+    Bits of plain layers default to 9/9; a pooling or sum layer takes the bits of its first
+    input layer. The module is run in eval mode; its training flag is restored afterwards.
 
     Args:
         module: an ``nn.Module``.
-        example_input: a tensor of shape ``(1, C, H, W)`` (or ``(C, H, W)``).
+        example_input: a tensor of shape ``(1, C, H, W)`` (or ``(C, H, W)``; only the first
+            sample of a larger batch is used).
+
+    Returns:
+        The network.
 
     Raises:
-        CrossnasError: an operation the cost model cannot map.
+        CrossnasError: an operation the cost model cannot map, or a size beyond the limits
+            in the module docstring (one line naming the op or module and why).
     """
-    import operator
-
     import torch
-    import torch.fx as fx
     from torch import nn
 
     x = example_input
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    class _Tracer(fx.Tracer):
-        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-            if isinstance(m, (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-                              nn.AdaptiveMaxPool2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU, nn.Dropout)):
-                return True
-            return super().is_leaf_module(m, qualname)
+    if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise CrossnasError(f"example_input: expected a tensor of shape (1, C, H, W) or (C, H, W), got {got}")
+    x = x.unsqueeze(0) if x.dim() == 3 else x[:1]
+    c0, h0, w0 = (int(v) for v in x.shape[1:4])
+    if not 1 <= c0 <= MAX_CHANNELS:
+        raise _out_of_range("example_input channels", c0, 1, MAX_CHANNELS)
+    _check_map("example_input", c0, h0, w0)
 
+    was_training = bool(getattr(module, "training", False))
+    module.eval()
     try:
-        graph = _Tracer().trace(module)
-        gm = fx.GraphModule(module, graph)
-    except Exception as exc:  # noqa: BLE001 - tracing errors come in many types
-        raise CrossnasError(f"module cannot be traced with torch.fx: {str(exc).splitlines()[0]}") from exc
-    interp = fx.Interpreter(gm)
-    env: dict[str, Any] = {}
-    layers: list[Layer] = []
-    producer: dict[str, int] = {}
-    bits_of: dict[int, tuple[int, int]] = {}
-    counters: dict[str, int] = {}
+        with torch.no_grad():
+            layers = _Trace(module, torch, nn).run(x)
+    finally:
+        module.train(was_training)
+    if not any(layer.type in ("conv", "fc") for layer in layers):
+        raise CrossnasError("module: no Conv2d or Linear layer found, nothing to map onto crossbars")
+    if len(layers) > MAX_LAYERS:
+        raise _out_of_range("module: number of compute layers", len(layers), 1, MAX_LAYERS)
+    return Network((c0, h0, w0), tuple(layers))
 
-    def name_for(t: str) -> str:
+
+# Positional parameters (after the input) of the functional pools, as torch declares them.
+_MAX_POOL_ARGS = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+_AVG_POOL_ARGS = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+_ADAPTIVE_ARGS = ("output_size", "return_indices")
+# Tensor methods and torch functions that only re-lay the values out (same element count).
+_RESHAPE_NAMES = frozenset({
+    "flatten", "view", "reshape", "contiguous", "squeeze", "unsqueeze", "view_as", "reshape_as",
+})
+_ADD_METHODS = frozenset({"add", "add_", "__add__", "__radd__", "__iadd__"})
+_MATMUL_METHODS = frozenset({"matmul", "mm", "bmm", "__matmul__", "__rmatmul__", "addmm", "baddbmm"})
+_CONCAT_METHODS = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack"})
+_GLOBAL_DIMS = ((2, 3), (3, 2), (-2, -1), (-1, -2), (2, -1), (-2, 3))
+
+
+class _Trace:
+    """One tracing run of :func:`network_from_module` (state of the walk over the fx graph)."""
+
+    def __init__(self, module: Any, torch: Any, nn: Any) -> None:
+        import operator
+
+        import torch.fx as fx
+        import torch.nn.functional as F
+
+        self.torch, self.nn, self.fx = torch, nn, fx
+        leaf_types = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+                      nn.AdaptiveMaxPool2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU, nn.Dropout)
+
+        class _Tracer(fx.Tracer):
+            def is_leaf_module(self, m: Any, qualname: str) -> bool:
+                if isinstance(m, leaf_types):
+                    return True
+                return bool(super().is_leaf_module(m, qualname))
+
+        try:
+            graph = _Tracer().trace(module)
+            self.gm = fx.GraphModule(module, graph)
+        except Exception as exc:  # noqa: BLE001 - tracing errors come in many types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CrossnasError(f"module cannot be traced with torch.fx: {first}") from exc
+        self.interp = fx.Interpreter(self.gm)
+        self.max_pools = {F.max_pool2d, F.max_pool2d_with_indices, torch.max_pool2d}
+        self.avg_pools = {F.avg_pool2d}
+        self.adaptive_pools = {F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.adaptive_max_pool2d_with_indices}
+        self.with_indices = {F.max_pool2d_with_indices, F.adaptive_max_pool2d_with_indices}
+        self.adds = {operator.add, operator.iadd, torch.add}
+        self.concats = {getattr(torch, n) for n in _CONCAT_METHODS if hasattr(torch, n)}
+        self.compute_fns = {
+            getattr(mod, n) for mod, names in (
+                (torch, ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+                         "matmul", "mm", "bmm", "einsum", "addmm", "baddbmm", "bilinear", "tensordot")),
+                (F, ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+                     "linear", "bilinear", "embedding", "embedding_bag", "scaled_dot_product_attention")),
+            ) for n in names if hasattr(mod, n)
+        } | {operator.matmul, operator.imatmul}
+        self.reshape_fns = {getattr(torch, n) for n in _RESHAPE_NAMES if hasattr(torch, n)}
+        self.means = {torch.mean}
+        self.norm_types = tuple(
+            getattr(nn, n) for n in ("LayerNorm", "GroupNorm", "LocalResponseNorm", "RMSNorm") if hasattr(nn, n)
+        ) + (nn.modules.batchnorm._NormBase,)
+        self.env: dict[str, Any] = {}
+        self.producer: dict[str, int] = {}  # node name -> compute layer index of tensors derived from the input
+        self.layers: list[Layer] = []
+        self.counters: dict[str, int] = {}
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def describe(self, node: Any) -> str:
+        """How a node is named in error messages."""
+        if node.op == "call_module":
+            return f"module {node.target} ({type(self.gm.get_submodule(node.target)).__name__})"
+        if node.op == "call_method":
+            return f"Tensor.{node.target} (node {node.name})"
+        if node.op == "call_function":
+            try:
+                qual = self.fx.node._get_qualified_name(node.target)
+            except Exception:  # noqa: BLE001 - unusual callables without a qualified name
+                qual = getattr(node.target, "__name__", repr(node.target))
+            qual = qual.replace("torch._C._nn.", "torch.nn.functional.").replace("_operator.", "operator.")
+            return f"{qual} (node {node.name})"
+        return f"{node.op} {node.target}"
+
+    def add_layer(self, node: Any, layer: Layer) -> None:
+        self.layers.append(layer)
+        self.producer[node.name] = len(self.layers) - 1
+
+    def name_for(self, t: str) -> str:
         prefix = {"conv": "conv", "fc": "fc", "pooling": "pool", "element_sum": "sum"}[t]
-        i = counters.get(prefix, 0)
-        counters[prefix] = i + 1
+        i = self.counters.get(prefix, 0)
+        self.counters[prefix] = i + 1
         return f"{prefix}{i}"
 
-    def add(layer: Layer, node: fx.Node) -> None:
-        layers.append(layer)
-        producer[node.name] = len(layers) - 1
-        bits_of[len(layers) - 1] = (layer.w_bits, layer.a_bits)
+    def bits_of(self, src: int) -> tuple[int, int]:
+        if src < 0:
+            return DEFAULT_WEIGHT_BIT, DEFAULT_ACTIVATION_BIT
+        return self.layers[src].w_bits, self.layers[src].a_bits
 
-    module.eval()
-    with torch.no_grad():
-        for node in gm.graph.nodes:
-            args = fx.node.map_arg(node.args, lambda n: env[n.name])
-            kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n.name])
-            if node.op == "placeholder":
-                out = x
-                producer[node.name] = -1
-            elif node.op == "output":
+    def execute(self, node: Any, where: str) -> Any:
+        args = self.fx.node.map_arg(node.args, lambda n: self.env[n.name])
+        kwargs = self.fx.node.map_arg(node.kwargs, lambda n: self.env[n.name])
+        try:
+            return getattr(self.interp, node.op)(node.target, args, kwargs)
+        except CrossnasError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the module's own errors
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CrossnasError(f"{where}: fails on the example input: {first}") from exc
+
+    def value_args(self, node: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        args = self.fx.node.map_arg(node.args, lambda n: self.env[n.name])
+        kwargs = self.fx.node.map_arg(node.kwargs, lambda n: self.env[n.name])
+        return tuple(args), dict(kwargs)
+
+    def is_tensor(self, v: Any) -> bool:
+        return isinstance(v, self.torch.Tensor)
+
+    # --- the walk ------------------------------------------------------------------------
+
+    def run(self, x: Any) -> list[Layer]:
+        first_input = True
+        for node in self.gm.graph.nodes:
+            if node.op == "output":
                 break
-            else:
-                out = getattr(interp, node.op)(node.target, args, kwargs)
-            env[node.name] = out
             if node.op == "placeholder":
+                if first_input:
+                    self.env[node.name] = x
+                    self.producer[node.name] = -1
+                    first_input = False
+                elif node.args:  # an optional argument of forward(): its default
+                    self.env[node.name] = node.args[0]
+                else:
+                    raise CrossnasError(
+                        f"module: forward() takes a second required input {node.target!r}; only one input is traced"
+                    )
                 continue
-            in_nodes = [a for a in node.all_input_nodes]
-            src = producer.get(in_nodes[0].name, -1) if in_nodes else -1
-            in_t = env[in_nodes[0].name] if in_nodes else None
-            if node.op == "call_module":
-                sub = gm.get_submodule(node.target)
-                wb = int(getattr(sub, "w_bits", DEFAULT_WEIGHT_BIT) or DEFAULT_WEIGHT_BIT)
-                ab = int(getattr(sub, "a_bits", DEFAULT_ACTIVATION_BIT) or DEFAULT_ACTIVATION_BIT)
-                if isinstance(sub, nn.Conv2d):
-                    assert in_t is not None  # a conv module always has an input node
-                    if sub.groups != 1:
-                        raise CrossnasError(f"module {node.target}: grouped/depthwise conv is not supported")
-                    k, s, p = sub.kernel_size[0], sub.stride[0], sub.padding[0]
-                    if isinstance(p, str):
-                        raise CrossnasError(f"module {node.target}: string padding is not supported")
-                    add(Layer(name_for("conv"), "conv", (src,), sub.in_channels, sub.out_channels, k, s, p,
-                              _hw_of(in_t), _hw_of(out), wb, ab), node)
-                    continue
-                if isinstance(sub, nn.Linear):
-                    add(Layer(name_for("fc"), "fc", (src,), sub.in_features, sub.out_features, 1, 1, 0,
-                              (1, 1), (1, 1), wb, ab), node)
-                    continue
-                if isinstance(sub, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-                    assert in_t is not None  # a pooling module always has an input node
-                    h_in, h_out = in_t.shape[2], out.shape[2]
-                    if isinstance(sub, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-                        if h_in == h_out:
-                            producer[node.name] = src
-                            continue
-                        k = s = h_in // h_out
-                        p = 0
-                    else:
-                        k = sub.kernel_size if isinstance(sub.kernel_size, int) else sub.kernel_size[0]
-                        s = sub.stride if isinstance(sub.stride, int) else sub.stride[0]
-                        p = sub.padding if isinstance(sub.padding, int) else sub.padding[0]
-                    pw, pa = bits_of.get(src, (DEFAULT_WEIGHT_BIT, DEFAULT_ACTIVATION_BIT))
-                    add(Layer(name_for("pooling"), "pooling", (src,), in_t.shape[1], in_t.shape[1], k, s, p,
-                              _hw_of(in_t), _hw_of(out), pw, pa), node)
-                    continue
-                # shape-preserving or reshaping modules: pass through
-                producer[node.name] = src
+            where = self.describe(node)
+            data = [n for n in node.all_input_nodes if n.name in self.producer]
+            if node.op == "get_attr" or not data:
+                # constants (parameters, buffers, values built from them): no data path
+                self.env[node.name] = self.execute(node, where)
                 continue
-            if node.op == "call_function" and node.target in (operator.add, torch.add) and len(in_nodes) == 2:
-                a, b = (env[n.name] for n in in_nodes)
-                if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and a.dim() == 4:
-                    srcs = tuple(producer.get(n.name, -1) for n in in_nodes)
-                    pw, pa = bits_of.get(srcs[0], (DEFAULT_WEIGHT_BIT, DEFAULT_ACTIVATION_BIT))
-                    add(Layer(name_for("element_sum"), "element_sum", srcs, a.shape[1], a.shape[1], 1, 1, 0,
-                              _hw_of(a), _hw_of(a), pw, pa), node)
-                    continue
-            producer[node.name] = src
-    if not any(layer.type in ("conv", "fc") for layer in layers):
-        raise CrossnasError("module: no Conv2d or Linear layer found")
-    shape = tuple(int(v) for v in x.shape[1:4])
-    return Network(shape, tuple(layers))  # type: ignore[arg-type]
+            self.visit(node, where, data)
+        return self.layers
+
+    def visit(self, node: Any, where: str, data: list[Any]) -> None:
+        nn = self.nn
+        in_t = self.env[data[0].name]
+        src = self.producer[data[0].name]
+        if node.op == "call_module":
+            sub = self.gm.get_submodule(node.target)
+            if isinstance(sub, nn.Conv2d):
+                self.conv(node, where, sub, in_t, src)
+                return
+            if isinstance(sub, nn.Linear):
+                self.linear(node, where, sub, in_t, src)
+                return
+            if isinstance(sub, (nn.MaxPool2d, nn.AvgPool2d)):
+                if getattr(sub, "return_indices", False):
+                    raise CrossnasError(f"{where}: return_indices=True is not modelled")
+                d = _square(getattr(sub, "dilation", 1), "dilation", where)
+                if d != 1:
+                    raise CrossnasError(f"{where}: dilation {d} is not supported (only 1)")
+                self.pool(node, where, in_t, src, sub.kernel_size, sub.stride or sub.kernel_size, sub.padding)
+                return
+            if isinstance(sub, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+                if getattr(sub, "return_indices", False):
+                    raise CrossnasError(f"{where}: return_indices=True is not modelled")
+                self.adaptive(node, where, in_t, src)
+                return
+            if not isinstance(sub, self.norm_types) and any(p.dim() >= 2 for p in sub.parameters()):
+                raise CrossnasError(
+                    f"{where}: a weighted layer the cost model does not map (only Conv2d and Linear are mapped)"
+                )
+            if isinstance(sub, (nn.Flatten, nn.Unflatten)):
+                self.reshape(node, where, in_t, src)
+                return
+            self.generic(node, where, data, in_t, src)
+            return
+
+        target = node.target
+        method = node.op == "call_method"
+        if (target in _CONCAT_METHODS) if method else (target in self.concats):
+            raise CrossnasError(
+                f"{where}: concatenation is not modelled (the cost model has no concatenation layer)"
+            )
+        if (target in _MATMUL_METHODS) if method else (target in self.compute_fns):
+            raise CrossnasError(
+                f"{where}: a functional conv/matmul is not mapped; use nn.Conv2d / nn.Linear modules"
+            )
+        if not method and (target in self.max_pools or target in self.avg_pools):
+            self.functional_pool(node, where, in_t, src)
+            return
+        if not method and target in self.adaptive_pools:
+            args, kwargs = self.value_args(node)
+            opts = self.bind(_ADAPTIVE_ARGS, args, kwargs)
+            if opts.get("return_indices") or target in self.with_indices:
+                raise CrossnasError(f"{where}: return_indices=True is not modelled")
+            self.adaptive(node, where, in_t, src)
+            return
+        if (target in _ADD_METHODS) if method else (target in self.adds):
+            tensors = [n for n in data if self.is_tensor(self.env[n.name])]
+            if len(tensors) >= 2:
+                self.element_sum(node, where, tensors)
+                return
+        if (target == "mean") if method else (target in self.means):
+            if self.global_mean(node, where, in_t, src):
+                return
+        if (target in _RESHAPE_NAMES) if method else (target in self.reshape_fns):
+            self.reshape(node, where, in_t, src)
+            return
+        self.generic(node, where, data, in_t, src)
+
+    # --- mapped ops ----------------------------------------------------------------------
+
+    def conv(self, node: Any, where: str, sub: Any, in_t: Any, src: int) -> None:
+        if sub.groups != 1:
+            raise CrossnasError(f"{where}: grouped/depthwise conv (groups={sub.groups}) is not supported")
+        if in_t.dim() != 4:
+            raise CrossnasError(f"{where}: expects a (1, C, H, W) feature map, got shape {tuple(in_t.shape)}")
+        k = _square(sub.kernel_size, "kernel_size", where)
+        s = _square(sub.stride, "stride", where)
+        d = _square(sub.dilation, "dilation", where)
+        if d != 1:
+            raise CrossnasError(f"{where}: dilation {d} is not supported (only 1)")
+        if isinstance(sub.padding, str):
+            if sub.padding == "valid":
+                p = 0
+            elif sub.padding == "same" and k % 2 == 1:
+                p = (k - 1) // 2
+            else:
+                raise CrossnasError(f"{where}: padding={sub.padding!r} with kernel {k} is asymmetric, not supported")
+        else:
+            p = _square(sub.padding, "padding", where)
+        h, w = int(in_t.shape[2]), int(in_t.shape[3])
+        ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        if ho < 1 or wo < 1:
+            raise CrossnasError(f"{where}: kernel_size {k} is larger than the padded {h}x{w} input")
+        wb = int(getattr(sub, "w_bits", DEFAULT_WEIGHT_BIT) or DEFAULT_WEIGHT_BIT)
+        ab = int(getattr(sub, "a_bits", DEFAULT_ACTIVATION_BIT) or DEFAULT_ACTIVATION_BIT)
+        layer = Layer(self.name_for("conv"), "conv", (src,), int(sub.in_channels), int(sub.out_channels),
+                      k, s, p, (h, w), (ho, wo), wb, ab)
+        _check_module_layer(layer, where)  # before running: an absurd layer never allocates its output
+        out = self.execute(node, where)
+        self.check_out(where, out, (int(sub.out_channels), ho, wo))
+        self.env[node.name] = out
+        self.add_layer(node, layer)
+
+    def linear(self, node: Any, where: str, sub: Any, in_t: Any, src: int) -> None:
+        fin, fout = int(sub.in_features), int(sub.out_features)
+        wb = int(getattr(sub, "w_bits", DEFAULT_WEIGHT_BIT) or DEFAULT_WEIGHT_BIT)
+        ab = int(getattr(sub, "a_bits", DEFAULT_ACTIVATION_BIT) or DEFAULT_ACTIVATION_BIT)
+        layer = Layer(self.name_for("fc"), "fc", (src,), fin, fout, 1, 1, 0, (1, 1), (1, 1), wb, ab)
+        _check_module_layer(layer, where)
+        if int(in_t.numel()) != fin:
+            raise CrossnasError(
+                f"{where}: receives a {tuple(in_t.shape)} tensor ({int(in_t.numel())} values) for {fin} "
+                "in_features; the cost model maps an fc layer on one flat vector (flatten first)"
+            )
+        self.env[node.name] = self.execute(node, where)
+        self.add_layer(node, layer)
+
+    def bind(self, names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Parameters of a functional call by name (the first positional is the input)."""
+        rest = args if "input" in kwargs else args[1:]
+        opts = dict(zip(names, rest, strict=False))
+        opts.update({k: v for k, v in kwargs.items() if k != "input"})
+        return opts
+
+    def functional_pool(self, node: Any, where: str, in_t: Any, src: int) -> None:
+        args, kwargs = self.value_args(node)
+        is_max = node.target in self.max_pools
+        opts = self.bind(_MAX_POOL_ARGS if is_max else _AVG_POOL_ARGS, args, kwargs)
+        if "kernel_size" not in opts:
+            raise CrossnasError(f"{where}: no kernel_size given")
+        if opts.get("return_indices") or node.target in self.with_indices:
+            raise CrossnasError(f"{where}: return_indices=True is not modelled")
+        d = _square(opts.get("dilation", 1), "dilation", where)
+        if d != 1:
+            raise CrossnasError(f"{where}: dilation {d} is not supported (only 1)")
+        k = opts["kernel_size"]
+        s = opts.get("stride")
+        if s is None or (isinstance(s, (list, tuple)) and len(s) == 0):
+            s = k
+        self.pool(node, where, in_t, src, k, s, opts.get("padding", 0))
+
+    def pool(self, node: Any, where: str, in_t: Any, src: int, k_: Any, s_: Any, p_: Any) -> None:
+        if in_t.dim() != 4:
+            raise CrossnasError(f"{where}: expects a (1, C, H, W) feature map, got shape {tuple(in_t.shape)}")
+        k = _square(k_, "kernel_size", where)
+        s = _square(s_, "stride", where)
+        p = _square(p_, "padding", where)
+        self.add_pool(node, where, in_t, src, k, s, p, self.execute(node, where))
+
+    def add_pool(self, node: Any, where: str, in_t: Any, src: int, k: int, s: int, p: int, out: Any) -> None:
+        c, h, w = (int(v) for v in in_t.shape[1:4])
+        ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        if ho < 1 or wo < 1:
+            raise CrossnasError(f"{where}: kernel_size {k} is larger than the padded {h}x{w} input")
+        pw, pa = self.bits_of(src)
+        layer = Layer(self.name_for("pooling"), "pooling", (src,), c, c, k, s, p, (h, w), (ho, wo), pw, pa)
+        _check_module_layer(layer, where)
+        if out.dim() == 4:
+            self.check_out(where, out, (c, ho, wo))
+        self.env[node.name] = out
+        self.add_layer(node, layer)
+
+    def adaptive(self, node: Any, where: str, in_t: Any, src: int) -> None:
+        if in_t.dim() != 4:
+            raise CrossnasError(f"{where}: expects a (1, C, H, W) feature map, got shape {tuple(in_t.shape)}")
+        out = self.execute(node, where)
+        h, w = int(in_t.shape[2]), int(in_t.shape[3])
+        ho, wo = int(out.shape[2]), int(out.shape[3])
+        if h % ho or w % wo:
+            raise CrossnasError(
+                f"{where}: adaptive pooling {h}x{w} -> {ho}x{wo} has uneven windows, not modelled "
+                "(the output size must divide the input size)"
+            )
+        kh, kw = h // ho, w // wo
+        if kh != kw:
+            raise CrossnasError(
+                f"{where}: adaptive pooling {h}x{w} -> {ho}x{wo} needs a non-square {kh}x{kw} window, not supported"
+            )
+        if kh == 1:  # identity
+            self.env[node.name] = out
+            self.producer[node.name] = src
+            return
+        self.add_pool(node, where, in_t, src, kh, kh, 0, out)
+
+    def global_mean(self, node: Any, where: str, in_t: Any, src: int) -> bool:
+        """``x.mean((2, 3))`` over a feature map as a global average pool; False if it is another mean."""
+        args, kwargs = self.value_args(node)
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+        if in_t.dim() != 4 or not isinstance(dim, (list, tuple)) or tuple(dim) not in _GLOBAL_DIMS:
+            return False
+        h, w = int(in_t.shape[2]), int(in_t.shape[3])
+        if h != w:
+            raise CrossnasError(f"{where}: a global mean over a non-square {h}x{w} map needs a non-square window")
+        out = self.execute(node, where)
+        if h == 1:
+            self.env[node.name] = out
+            self.producer[node.name] = src
+            return True
+        self.add_pool(node, where, in_t, src, h, h, 0, out)
+        return True
+
+    def element_sum(self, node: Any, where: str, tensors: list[Any]) -> None:
+        shapes = [tuple(self.env[n.name].shape) for n in tensors]
+        if len(tensors) != 2 or shapes[0] != shapes[1] or len(shapes[0]) != 4:
+            raise CrossnasError(
+                f"{where}: adds tensors of shapes {' and '.join(map(str, shapes))}; element_sum needs two "
+                "(1, C, H, W) feature maps of the same shape"
+            )
+        out = self.execute(node, where)
+        srcs = tuple(self.producer[n.name] for n in tensors)
+        pw, pa = self.bits_of(srcs[0])
+        c, h, w = shapes[0][1:4]
+        self.env[node.name] = out
+        self.add_layer(node, Layer(self.name_for("element_sum"), "element_sum", srcs, c, c, 1, 1, 0,
+                                   (h, w), (h, w), pw, pa))
+
+    # --- folded ops ----------------------------------------------------------------------
+
+    def check_out(self, where: str, out: Any, expected: tuple[int, int, int]) -> None:
+        got = tuple(int(v) for v in out.shape[1:4]) if self.is_tensor(out) and out.dim() == 4 else None
+        if got != expected:
+            raise CrossnasError(
+                f"{where}: output {got} differs from the {expected} the cost model assumes "
+                "(floor((H + 2p - k) / s) + 1; ceil_mode is not modelled)"
+            )
+
+    def reshape(self, node: Any, where: str, in_t: Any, src: int) -> None:
+        out = self.execute(node, where)
+        if not self.is_tensor(out) or out.numel() != in_t.numel():
+            got = tuple(out.shape) if self.is_tensor(out) else type(out).__name__
+            raise CrossnasError(f"{where}: reshapes {tuple(in_t.shape)} to {got}, changing its size; not modelled")
+        self.env[node.name] = out
+        self.producer[node.name] = src
+
+    def generic(self, node: Any, where: str, data: list[Any], in_t: Any, src: int) -> None:
+        """An op without hardware: folded when it keeps the shape, refused when it changes it."""
+        branches = [n for n in data if self.is_tensor(self.env[n.name]) and self.env[n.name].numel() > 1]
+        if len(branches) >= 2:
+            raise CrossnasError(
+                f"{where}: joins {len(branches)} branches; only an element-wise add (element_sum) is modelled"
+            )
+        out = self.execute(node, where)
+        if isinstance(out, (list, tuple)) and any(self.is_tensor(v) for v in out):
+            raise CrossnasError(f"{where}: returns several tensors (a split or a reduction); not modelled")
+        if not self.is_tensor(out):  # sizes, shapes, Python numbers: no data path
+            self.env[node.name] = out
+            return
+        if not self.is_tensor(in_t) or tuple(out.shape) != tuple(in_t.shape):
+            got_in = tuple(in_t.shape) if self.is_tensor(in_t) else type(in_t).__name__
+            raise CrossnasError(
+                f"{where}: changes the shape {got_in} -> {tuple(out.shape)} and is not modelled by the cost model"
+            )
+        self.env[node.name] = out
+        self.producer[node.name] = src

@@ -25,10 +25,14 @@ def _parse_network(d: dict[str, Any]) -> Any:
 
 
 def default_cost_fn() -> CostFn:
-    """:func:`crossnas.hw.cost_networks` (imported lazily)."""
+    """:func:`crossnas.hw.cost_networks` (imported lazily), lenient: a candidate the chip
+    cannot hold gets infinite figures (the planner rejects it as infeasible) instead of
+    stopping the search."""
+    from functools import partial
+
     from crossnas.hw import cost_networks
 
-    return cost_networks  # type: ignore[return-value]
+    return partial(cost_networks, strict=False)  # type: ignore[return-value]
 
 
 class CostCache:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from crossnas.errors import CrossnasError
 from crossnas.metrics import HW_METRICS as HW_METRICS  # re-exported (public name)
 from crossnas.metrics import SEARCHABLE
 from crossnas.search.pareto import hypervolume, pareto_mask
@@ -181,6 +182,10 @@ def estimate_ranges(costs: Sequence[HardwareCost], given: Mapping[str, tuple[flo
             out[metric] = (float(given[metric][0]), float(given[metric][1]))
             continue
         vals = np.array([getattr(c, metric) for c in costs], dtype=float)
+        vals = vals[np.isfinite(vals)]  # candidates the chip cannot hold
+        if not len(vals):
+            raise CrossnasError("search.normalization: no sampled candidate fits on the chip; enlarge "
+                                "hardware.chip (tile_rows x tile_cols) or the crossbars")
         lo, hi = float(vals.min()), float(vals.max())
         if not hi > lo:
             hi = lo * 1.01 + 1e-12

@@ -401,6 +401,8 @@ class Planner:
             cands = [self.genomes.candidate(v) for v in block.values()]
             for cand, cost in zip(cands, self.costs.costs(cands), strict=True):
                 bad = violations(cost, self.limits) if self.limits else []
+                if not all(np.isfinite(getattr(cost, m)) for m in self.limits or ("latency_ms",)):
+                    bad = ["does not fit on the chip"]
                 if bad:
                     self.n_infeasible += 1
                     self._infeasible.add(cand.key)
