@@ -170,6 +170,10 @@ def _resolve(hw: HardwareConfig) -> tuple[np.ndarray, dict[str, float]]:
     r_h, r_l = dev.hrs_ohm, dev.lrs_ohm
     r_eff = r_h * r_l / (0.67 * r_l + 0.33 * r_h)
     cell_power = 0.1 * v * v / r_eff  # MNSIM: 10 % of inputs at the read voltage
+    # corrected mode, one cell read with an active input: conduction V^2 G t at the mean of the
+    # LRS and HRS conductances, plus the access energy read_energy_J (line charging, sensing)
+    g_avg = 0.5 * (1.0 / r_l + 1.0 / r_h)
+    e_cell = (dev.read_energy_J + v * v * g_avg * dev.read_latency_ns * 1e-9) * 1e9  # nJ
     n = hw.tile.pes_per_tile
     g = hw.pe.groups
     pol = hw.pe.polarity
@@ -225,7 +229,7 @@ def _resolve(hw: HardwareConfig) -> tuple[np.ndarray, dict[str, float]]:
         "mux_p_out": mux_transistors(omux) * 1.2e-8, "mux_p_in": mux_transistors(idemux) * 1.2e-8,
         "pool_cycle": pool_cycle, "pool_units": hw.tile.pooling_units if corrected else 64, "pool_power": pool_power,
         "pool_area": pool_area, "subarray": hw.crossbar.effective_subarray_rows, "levels": dev.levels,
-        "e_cell": dev.read_energy_J * 1e9, "e_conv": a.power_W * t_adc, "adc_rate": a.sample_rate_GSps,
+        "e_cell": e_cell, "e_conv": a.power_W * t_adc, "adc_rate": a.sample_rate_GSps,
         "e_dac": p_dac * t_dac, "period_e": DIGITAL_REF_PERIOD_NS, "leak_cell": dev.leakage_W,
         "e_buf_r": e_r * s * 1e-3, "e_buf_w": e_w * s * 1e-3, "buf_leak": leak_kb * 1e-6 / kb_bits,
         "buf_area": area_kb * s * s / kb_bits,
