@@ -418,7 +418,9 @@ def cost_kernel(tab, ins, lay_off, in_off, hw, consts, tot, lay):  # noqa: ANN00
                     # movement overlap (double buffering), so a pixel takes the slower of them
                     lneed = (lmr / kk * kf * iw * a) if typ == 0 else lmr * a
                     ovf_in = max(0.0, 1.0 - cap_in / lneed) if lneed > 0 else 0.0
-                    refetch = ovf_in * (kf - 1.0) * (lmr * sf * a) * lmpe * ftiles if typ == 0 else ovf_in * lmr * a
+                    # new inputs per pixel and PE: a k-row x s-column strip of its channels
+                    refetch = (ovf_in * (kf - 1.0) * (lmr / kf * sf * a) * lay[r, L_PES] if typ == 0
+                               else ovf_in * lmr * a * lay[r, L_PES])
                     oneed = (lmc * lmpe * ow * a) if typ == 0 else lmc * lmpe * a
                     ovf_out = max(0.0, 1.0 - cap_out / oneed) if oneed > 0 else 0.0
                     spill = ovf_out * lmc * lmpe * a * ftiles
