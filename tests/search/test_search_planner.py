@@ -214,3 +214,21 @@ def test_tiny_space_converges_instead_of_looping() -> None:
     results, stages = drive(g, costs, planner)
     assert len(results) == 2  # the whole space: residual with dac 1 or 2
     assert planner.current(results) is None
+
+
+def test_candidates_that_do_not_fit_the_chip_are_infeasible_not_fatal() -> None:
+    """The real cost model, lenient in the search: a network needing more tiles than the chip
+    has gets infinite figures and is rejected like a constraint violation, with no limits set."""
+    from crossnas.search.costs import default_cost_fn
+
+    space = SpaceConfig(n_layers=2, widths=(16, 64), w_bits=(9,), a_bits=(5,))
+    chip = HardwareConfig.model_validate({"chip": {"tile_rows": 4, "tile_cols": 4}})
+    g = GenomeSpace(space, chip, {"crossbar.size": (32, 256)}, (1, 8, 8), 10)
+    costs = CostCache(g, default_cost_fn())
+    planner = Planner(g, costs, [RandomRun(6)], seed=0, population=6, generations=2, max_rejected=200)
+    results, _ = drive(g, costs, planner)
+    assert results and all(np.isfinite(e.cost.latency_ms) for e in results.values())
+    assert planner.n_infeasible > 0
+    unfit = costs.cost_fn([g.network_dict(g.spec_of(g.random(np.random.default_rng(s)))) for s in range(40)],
+                          [g.hardware_of(g.random(np.random.default_rng(s))) for s in range(40)])
+    assert 0 < len(unfit.errors) < 40 and all("tiles" in m for m in unfit.errors.values())
