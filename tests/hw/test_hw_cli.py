@@ -152,3 +152,24 @@ def test_bad_batch_line_names_the_line(tmp_path: Path, capsys) -> None:  # noqa:
 def test_network_and_batch_are_exclusive(capsys) -> None:  # noqa: ANN001
     rc, _, err = _run(capsys, "hw")
     assert rc == 2 and "--batch" in err
+
+
+def test_parallel_batch_equals_serial_and_bad_line_prints_nothing(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    """Large ``--batch --json`` runs are split over forked workers: same lines, same order; one
+    bad line anywhere is one error naming it, and no partial output."""
+    from crossnas.cli import hw_cmd
+
+    specs = ("V32w5a5-S", "R64w9a9-V32w7a7", "v128w7a9-V64w5a5", "S-V16w5a5")
+    nets = [arch_to_network_dict(ArchSpec.from_string(s), SpaceConfig(n_layers=2), (3, 32, 32), 10) for s in specs]
+    lines = [{**nets[i % 4], "hardware": {"adc": {"choice": 1 + i % 8}}} for i in range(13)]
+    f = tmp_path / "batch.jsonl"
+    f.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    rc, serial, _ = _run(capsys, "hw", "--batch", str(f), "--json")
+    assert rc == 0 and len(serial.splitlines()) == 13
+    monkeypatch.setattr(hw_cmd, "PARALLEL_MIN_LINES", 2)
+    rc, parallel, _ = _run(capsys, "hw", "--batch", str(f), "--json")
+    assert rc == 0 and parallel == serial
+    lines[9] = {**nets[0], "hardware": {"chip": {"tile_rows": 1, "tile_cols": 1}}}
+    f.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    rc, out, err = _run(capsys, "hw", "--batch", str(f), "--json")
+    assert rc == 2 and out == "" and "line 10" in err and "tiles" in err and len(err.strip().splitlines()) == 1

@@ -69,6 +69,88 @@ _BATCH = typer.Option(
 )
 
 
+def _batch_cost(lines: list[tuple[int, str]], hw0: Any, name: str) -> tuple[Any, list[int]]:
+    """Parses and costs numbered JSON lines (one network each, optional ``hardware`` overrides).
+
+    Raises:
+        CrossnasError: the first bad line, named by its number.
+    """
+    from crossnas.hw.build import build_hardware
+    from crossnas.hw.cost import cost_networks
+    from crossnas.hw.network import network_from_dict
+
+    nets, hws, line_no = [], [], []
+    hw_cache: dict[str, Any] = {}  # lines of a hardware sweep share their configurations
+    for n_line, line in lines:
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CrossnasError(f"--batch {name} line {n_line}: not valid JSON: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise CrossnasError(f"--batch {name} line {n_line}: must be a JSON object")
+        line_no.append(n_line)
+        try:
+            nets.append(network_from_dict(data))
+            line_hw = data.get("hardware")
+            if not line_hw:
+                hws.append(hw0)
+                continue
+            key = json.dumps(line_hw, sort_keys=True)
+            if key not in hw_cache:
+                hw_cache[key] = build_hardware(hw0, line_hw, {}, source="hardware")
+            hws.append(hw_cache[key])
+        except CrossnasError as exc:
+            raise CrossnasError(f"--batch {name} line {n_line}: {exc}") from None
+    res = cost_networks(nets, hws, strict=False)
+    if res.errors:
+        first = min(res.errors)
+        raise CrossnasError(f"--batch {name} line {line_no[first]}: {res.errors[first]}")
+    return res, line_no
+
+
+def _batch_chunk(args: tuple[list[tuple[int, str]], Any, str]) -> tuple[str, str | None]:
+    """A worker's share of a batch: (JSON lines, None) or ("", the one-line error)."""
+    try:
+        res, _ = _batch_cost(*args)
+    except CrossnasError as exc:
+        return "", str(exc)
+    return "".join(json.dumps(res.report(i)) + "\n" for i in range(len(res))), None
+
+
+PARALLEL_MIN_LINES = 1024
+"""``--batch --json`` with at least this many lines is split over the CPU cores (forked
+workers; the compiled cost kernel is loaded first, so every worker inherits it)."""
+
+
+def _batch_json(lines: list[str], hw0: Any, name: str) -> None:
+    """Costs a batch and prints one JSON line per network, in order; nothing is printed when
+    any line is bad (the first bad line's error is raised)."""
+    import multiprocessing as mp
+    import os
+    import sys
+
+    numbered = list(enumerate(lines, start=1))
+    workers = min(os.cpu_count() or 1, 8)
+    if len(numbered) < PARALLEL_MIN_LINES or workers < 2 or "fork" not in mp.get_all_start_methods():
+        out, err = _batch_chunk((numbered, hw0, name))
+    else:
+        from crossnas.hw import kernel
+
+        kernel.load()  # compile / load once, before forking
+        size = -(-len(numbered) // (workers * 4))
+        chunks = [(numbered[i:i + size], hw0, name) for i in range(0, len(numbered), size)]
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_batch_chunk, chunks)
+        errors = [e for _, e in parts if e]
+        err = errors[0] if errors else None
+        out = "".join(o for o, _ in parts)
+    if err:
+        raise CrossnasError(err)
+    sys.stdout.write(out)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("hw")
     def hw(
@@ -112,25 +194,10 @@ def register(app: typer.Typer) -> None:
 
         if not batch.is_file():
             raise CrossnasError(f"--batch: file not found: {batch}")
-        nets, hws = [], []
-        for n_line, line in enumerate(batch.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CrossnasError(f"--batch {batch} line {n_line}: not valid JSON: {exc.msg}") from None
-            if not isinstance(data, dict):
-                raise CrossnasError(f"--batch {batch} line {n_line}: must be a JSON object")
-            try:
-                nets.append(network_from_dict(data))
-                line_hw = data.get("hardware")
-                hws.append(build_hardware(hw0, line_hw, {}, source="hardware") if line_hw else hw0)
-            except CrossnasError as exc:
-                raise CrossnasError(f"--batch {batch} line {n_line}: {exc}") from None
-        res = cost_networks(nets, hws)
+        lines = batch.read_text(encoding="utf-8").splitlines()
+        if as_json:
+            _batch_json(lines, hw0, str(batch))
+            return
+        res, _ = _batch_cost(list(enumerate(lines, start=1)), hw0, str(batch))
         for i in range(len(res)):
-            if as_json:
-                typer.echo(json.dumps(res.report(i)))
-            else:
-                _render(res.report(i), f"{batch} #{i + 1}")
+            _render(res.report(i), f"{batch} #{i + 1}")
