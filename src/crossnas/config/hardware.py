@@ -297,6 +297,15 @@ class ChipConfig(_Section):
         return self.tile_rows * self.tile_cols
 
 
+class EpitomeConfig(_Section):
+    """How layers stored as epitomes (EPIM) are read (cost model and simulator)."""
+
+    datapath: Literal["sum", "reactivate"] = "sum"
+    """Input wrapping: ``sum`` adds the ``in_wrap`` input-channel chunks digitally before the
+    DAC (``ceil(log2 in_wrap)`` more input bits, so more DAC cycles); ``reactivate`` reads the
+    crossbar once per chunk and adds the results after the ADC (``in_wrap`` x the reads)."""
+
+
 class HardwareConfig(_Section):
     """A complete PIM accelerator description. Defaults = MNSIM-2.0's ``SimConfig.ini``."""
 
@@ -307,6 +316,7 @@ class HardwareConfig(_Section):
     pe: PEConfig = PEConfig()
     tile: TileConfig = TileConfig()
     chip: ChipConfig = ChipConfig()
+    epitome: EpitomeConfig = EpitomeConfig()
     cost_mode: Literal["mnsim", "corrected"] = "mnsim"
     """``mnsim`` reproduces MNSIM-2.0's totals, quirks included; ``corrected`` fixes them
     (ADCs capped at the crossbar's columns, bits per cell honoured, ...)."""

@@ -81,7 +81,7 @@ def plan_of(net: Network) -> tuple[np.ndarray, np.ndarray]:
     """The kernel's view of a network, cached on the (immutable) network object.
 
     Returns:
-        ``(table, inputs)``: ``table`` int64 ``(L, 14)`` with columns
+        ``(table, inputs)``: ``table`` int64 ``(L, 16)`` with columns
         :data:`crossnas.hw.kernel.LAYER_COLS`; ``inputs`` int64 ``(I,)`` input-layer indices
         (``-1`` = the network input).
     """
@@ -92,9 +92,9 @@ def plan_of(net: Network) -> tuple[np.ndarray, np.ndarray]:
         for lay in net.layers:
             rows.append((K.LAYER_TYPES[lay.type], lay.cin, lay.cout, lay.kernel, lay.stride, lay.padding,
                          lay.in_hw[0], lay.in_hw[1], lay.out_hw[0], lay.out_hw[1], lay.w_bits, lay.a_bits, len(ins),
-                         len(lay.inputs)))
+                         len(lay.inputs), lay.out_wrap, lay.in_wrap))
             ins.extend(lay.inputs)
-        plan = (np.array(rows, dtype=np.int64).reshape(-1, 14), np.array(ins, dtype=np.int64))
+        plan = (np.array(rows, dtype=np.int64).reshape(-1, len(K.LAYER_COLS)), np.array(ins, dtype=np.int64))
         # a frozen dataclass: write the cache entry directly (as functools.cached_property does)
         net.__dict__[_PLAN_ATTR] = plan
     return plan

@@ -36,8 +36,9 @@ COMPONENTS = ("crossbar", "ADC", "DAC", "digital", "buffer", "pooling", "dram")
 """Energy / area / power components, in column order."""
 NC = len(COMPONENTS)
 
-LAYER_COLS = ("type", "cin", "cout", "k", "s", "p", "ih", "iw", "oh", "ow", "w", "a", "ins", "nin")
-_TYP, _CIN, _COUT, _K, _S, _P, _IH, _IW, _OH, _OW, _W, _A, _INS, _INN = range(14)
+LAYER_COLS = ("type", "cin", "cout", "k", "s", "p", "ih", "iw", "oh", "ow", "w", "a", "ins", "nin", "out_wrap",
+              "in_wrap")
+_TYP, _CIN, _COUT, _K, _S, _P, _IH, _IW, _OH, _OW, _W, _A, _INS, _INN, _MO, _MI = range(16)
 LAYER_TYPES = {"conv": 0, "fc": 1, "pooling": 2, "element_sum": 3}
 
 HW_FIELDS = (
@@ -47,7 +48,7 @@ HW_FIELDS = (
     "mesh_cols", "connection", "corrected", "mux_p_out", "mux_p_in", "pool_cycle", "pool_units",
     "pool_power", "pool_area", "subarray", "levels", "e_cell", "e_conv", "adc_rate", "e_dac", "period_e",
     "leak_cell", "e_buf_r", "e_buf_w", "buf_leak", "buf_area", "inbuf", "outbuf", "gbuf", "bw_gbuf",
-    "bw_dram", "e_dram", "adc_area", "tile_fixed_area",
+    "bw_dram", "e_dram", "adc_area", "tile_fixed_area", "epi_reactivate",
 )
 """Columns of a hardware vector. Fields after ``pool_area`` are read in ``corrected`` mode only."""
 (_XR, _XC, _ADC_NUM, _DAC_NUM, _OMUX, _IDEMUX, _M_OUT, _M_IN, _ADC_BITS, _T_ADC, _P_ADC,
@@ -56,7 +57,7 @@ HW_FIELDS = (
  _MESH_COLS, _CONN, _CORR, _MUX_P_OUT, _MUX_P_IN, _POOL_CYCLE, _POOL_UNITS,
  _POOL_POWER, _POOL_AREA, _SUBARRAY, _LEVELS, _E_CELL, _E_CONV, _ADC_RATE, _E_DAC, _PERIOD_E,
  _LEAK_CELL, _E_BUF_R, _E_BUF_W, _BUF_LEAK, _BUF_AREA, _INBUF, _OUTBUF, _GBUF, _BW_GBUF,
- _BW_DRAM, _E_DRAM, _ADC_AREA, _TILE_FIXED_AREA) = range(58)
+ _BW_DRAM, _E_DRAM, _ADC_AREA, _TILE_FIXED_AREA, _EPI_REACT) = range(59)
 
 TOT_COLS = ("latency_ns", "energy_nJ", "area_um2", "power_W", "tiles", "error", "error_layer",
             "inbuf_bits", "outbuf_bits", "gbuf_bits", "dram_bits", "static_nJ")
@@ -121,6 +122,7 @@ def cost_kernel(tab, ins, lay_off, in_off, hw, consts, tot, lay):  # noqa: ANN00
         mc = np.zeros(nl)
         slc = np.zeros(nl)
         my_ = np.zeros(nl)
+        coe = np.zeros(nl)
         bad = -1
         for li in range(nl):
             r = l0 + li
@@ -134,8 +136,10 @@ def cost_kernel(tab, ins, lay_off, in_off, hw, consts, tot, lay):  # noqa: ANN00
                 if corrected:
                     slf = float(math.ceil(slf / cell_bits))
                 slc[li] = slf
-                mx = math.ceil(slf / groups) * math.ceil(tab[r, _COUT] / xc)
-                cin = float(tab[r, _CIN])
+                # an epitome conv stores only E: ceil(cout / out_wrap) x ceil(cin / in_wrap) channels
+                coe[li] = math.ceil(tab[r, _COUT] / tab[r, _MO])
+                mx = math.ceil(slf / groups) * math.ceil(coe[li] / xc)
+                cin = float(math.ceil(tab[r, _CIN] / tab[r, _MI]))
                 if typ == 0:
                     kk = float(tab[r, _K] * tab[r, _K])
                     cx = math.floor(xr / kk)
@@ -148,7 +152,7 @@ def cost_kernel(tab, ins, lay_off, in_off, hw, consts, tot, lay):  # noqa: ANN00
                     my = math.ceil(cin / xr)
                     mr[li] = min(cin, xr)
                 my_[li] = my
-                mc[li] = min(float(tab[r, _COUT]), xc)
+                mc[li] = min(coe[li], xc)
                 pes = mx * my
                 tiles[li] = int(math.ceil(pes / npe))
                 mpe[li] = min(pes, npe)
@@ -298,7 +302,7 @@ def cost_kernel(tab, ins, lay_off, in_off, hw, consts, tot, lay):  # noqa: ANN00
                 a = float(tab[r, _A])
                 if typ == 0:
                     kf = float(tab[r, _K])
-                    need_in = max(need_in, mr[li] / (kf * kf) * kf * tab[r, _IW] * a)
+                    need_in = max(need_in, mr[li] / (kf * kf) * tab[r, _MI] * kf * tab[r, _IW] * a)
                     need_out = max(need_out, mc[li] * mpe[li] * tab[r, _OW] * a)
                 elif typ == 1:
                     need_in = max(need_in, mr[li] * a)
@@ -349,7 +353,11 @@ def cost_kernel(tab, ins, lay_off, in_off, hw, consts, tot, lay):  # noqa: ANN00
             if typ <= 1:
                 lmr, lmc, lmpe = mr[li], mc[li], mpe[li]
                 ftiles = float(tiles[li])
-                cycles = math.ceil(a / dac_bits)
+                mo = float(tab[r, _MO])
+                mi = float(tab[r, _MI])
+                react = mi if h[_EPI_REACT] > 0 else 1.0  # reads per input chunk (epitome)
+                extra = 0.0 if react > 1 or mi <= 1 else math.ceil(math.log2(mi) - 1e-9)  # summed chunks
+                cycles = math.ceil((a + extra) / dac_bits)
                 rpr = dac_num
                 if corrected:
                     rpr = min(dac_num, h[_SUBARRAY])  # rows read at once
@@ -366,7 +374,7 @@ def cost_kernel(tab, ins, lay_off, in_off, hw, consts, tot, lay):  # noqa: ANN00
                 lay[r, L_ADCB] = b_eff
                 lay[r, L_ADCN] = b_need
                 cg = math.ceil(lmc / adc_num)
-                n_pass = cycles * rg * cg
+                n_pass = cycles * rg * cg * react
                 g = math.ceil(math.log2(lmpe)) if lmpe > 1 else 0.0
                 t_ireg = rg * cg * period + n_pass * period
                 t_shift = n_pass * period
@@ -375,16 +383,16 @@ def cost_kernel(tab, ins, lay_off, in_off, hw, consts, tot, lay):  # noqa: ANN00
                 t_oreg = cg * period
                 t_joint = g * period
                 t_adder = cg * addlog * period
-                t_digital = t_ireg + t_shift + t_demux + t_mux + t_adder + t_oreg + t_joint
+                t_digital = t_ireg + t_shift + t_demux + t_mux + t_adder + t_oreg + t_joint + extra * period
                 t_intra = max(tl * (adc_bits + g) - g * (g + 1) / 2, 0.0) * lmc / bw_intra
                 w_out = math.ceil(-1e-9 + (adc_bits + g) * lmc * lmpe / width)
-                r_merge = math.ceil(-1e-9 + lmc * a * lmpe / width)
-                merge = d_in[li] * (period + lmc * lmpe * a / bw_inter)
+                r_merge = math.ceil(-1e-9 + lmc * mo * a * lmpe / width)  # logical outputs (copies of wrapped columns)
+                merge = d_in[li] * (period + lmc * mo * lmpe * a / bw_inter)
                 transfer = d_tr[li] * cout * a / bw_inter
                 comp = n_pass * (t_dac + read_ns + t_conv)
-                r_start = math.ceil(-1e-9 + lmr * a / width)
+                r_start = math.ceil(-1e-9 + lmr * mi * a / width)  # every input chunk is read
+                c_pe = lmr / kk * mi  # input channels a PE reads (all chunks of a wrapped epitome)
                 if typ == 0:
-                    c_pe = lmr / kk
                     kp = max(kf - pf, 0.0)
                     w_first = math.ceil(-1e-9 + c_pe * kp * kp * a / width)
                     w_rowstart = math.ceil(-1e-9 + c_pe * sf * kp * a / width)
@@ -416,10 +424,10 @@ def cost_kernel(tab, ins, lay_off, in_off, hw, consts, tot, lay):  # noqa: ANN00
                     # memory hierarchy: line-buffer overflow re-fetches inputs (row reuse lost),
                     # output-buffer overflow spills to the global buffer; compute and data
                     # movement overlap (double buffering), so a pixel takes the slower of them
-                    lneed = (lmr / kk * kf * iw * a) if typ == 0 else lmr * a
+                    lneed = (c_pe * kf * iw * a) if typ == 0 else lmr * a
                     ovf_in = max(0.0, 1.0 - cap_in / lneed) if lneed > 0 else 0.0
                     # new inputs per pixel and PE: a k-row x s-column strip of its channels
-                    refetch = (ovf_in * (kf - 1.0) * (lmr / kf * sf * a) * lay[r, L_PES] if typ == 0
+                    refetch = (ovf_in * (kf - 1.0) * (c_pe * kf * sf * a) * lay[r, L_PES] if typ == 0
                                else ovf_in * lmr * a * lay[r, L_PES])
                     oneed = (lmc * lmpe * ow * a) if typ == 0 else lmc * lmpe * a
                     ovf_out = max(0.0, 1.0 - cap_out / oneed) if oneed > 0 else 0.0
@@ -469,13 +477,13 @@ def cost_kernel(tab, ins, lay_off, in_off, hw, consts, tot, lay):  # noqa: ANN00
                     dac_act = min(dac_num, lmr)
                     xbars = n_pe * chan
                     # event counts: every used column of every crossbar converted once per read
-                    conv = npx * cycles * rg * my_[li] * cout * slc[li] * polarity
+                    conv = npx * cycles * react * rg * my_[li] * coe[li] * slc[li] * polarity
                     # ADC energy per conversion vs resolution: Walden regime (2^b) below ~10 bits,
                     # thermal-noise-limited (4^b) above (Murmann's ADC survey), anchored at the configured ADC
                     rel = (2.0**b_eff + 4.0**b_eff / 1024.0) / (2.0**adc_bits + 4.0**adc_bits / 1024.0)
                     ec[_C_ADC] = conv * h[_E_CONV] * rel
-                    ec[_C_DAC] = npx * cycles * xbars * lmr * h[_E_DAC]
-                    ec[_C_XBAR] = npx * cycles * rg * xbars * min(lmr, rpr) * lmc * activity * h[_E_CELL]
+                    ec[_C_DAC] = npx * cycles * react * xbars * lmr * h[_E_DAC]
+                    ec[_C_XBAR] = npx * cycles * react * rg * xbars * min(lmr, rpr) * lmc * activity * h[_E_CELL]
                     e_bit = 0.5 * (h[_E_BUF_R] + h[_E_BUF_W])
                     ec[_C_BUF] = ((in_r * h[_E_BUF_R] + in_w * h[_E_BUF_W]) * n_pe
                                   + npx * (w_out * h[_E_BUF_W] + r_merge * h[_E_BUF_R]) * ftiles) * width + (

@@ -59,7 +59,8 @@ MAX_KERNEL = 64
 MAX_WEIGHTS = 2**32
 MAX_LAYERS = 2**16
 _LAYER_KEYS: dict[str, set[str]] = {
-    "conv": {"in_channels", "out_channels", "kernel_size", "stride", "padding", "depthwise", "groups", "bias"},
+    "conv": {"in_channels", "out_channels", "kernel_size", "stride", "padding", "depthwise", "groups", "bias",
+             "epitome"},
     "fc": {"in_features", "out_features", "bias"},
     "pooling": {"mode", "kernel_size", "stride", "padding"},
     "element_sum": set(),
@@ -85,6 +86,9 @@ class Layer:
         in_hw, out_hw: input/output feature map (H, W); ``(1, 1)`` for fc.
         w_bits: weight bits (0 for layers without weights).
         a_bits: activation bits (input and output precision of the layer).
+        out_wrap, in_wrap: epitome wrapping of a conv (EPIM): only the epitome of shape
+            ``(ceil(cout/out_wrap), ceil(cin/in_wrap), k, k)`` is stored on the crossbars,
+            ``W[o, i] = E[o mod E_out, i mod E_in]``; 1 = a dense layer.
     """
 
     name: str
@@ -99,6 +103,18 @@ class Layer:
     out_hw: tuple[int, int] = (1, 1)
     w_bits: int = DEFAULT_WEIGHT_BIT
     a_bits: int = DEFAULT_ACTIVATION_BIT
+    out_wrap: int = 1
+    in_wrap: int = 1
+
+    @property
+    def stored_cin(self) -> int:
+        """Input channels of the weights stored on the crossbars (the epitome's)."""
+        return -(-self.cin // self.in_wrap)
+
+    @property
+    def stored_cout(self) -> int:
+        """Output channels of the weights stored on the crossbars (the epitome's)."""
+        return -(-self.cout // self.out_wrap)
 
     @property
     def n_out_pixels(self) -> int:
@@ -109,6 +125,8 @@ class Layer:
             "name": self.name, "type": self.type, "inputs": list(self.inputs), "cin": self.cin,
             "cout": self.cout, "kernel": self.kernel, "stride": self.stride, "padding": self.padding,
             "in_hw": list(self.in_hw), "out_hw": list(self.out_hw), "w_bits": self.w_bits, "a_bits": self.a_bits,
+            **({"epitome": {"out_wrap": self.out_wrap, "in_wrap": self.in_wrap}}
+               if (self.out_wrap, self.in_wrap) != (1, 1) else {}),
         }
 
 
@@ -315,7 +333,8 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
                 _check_map(f"{where} output", cout, ho, wo)
             if cin * k * k * cout > MAX_WEIGHTS:
                 _check_weights(where, cin, k, cout)
-            layers.append(Layer(name_for(t), t, (prod,), cin, cout, k, s, p, (h, w), (ho, wo), wb, ab))
+            m_out, m_in = _epitome(ld.get("epitome"), where, cin, cout)
+            layers.append(Layer(name_for(t), t, (prod,), cin, cout, k, s, p, (h, w), (ho, wo), wb, ab, m_out, m_in))
             states.append(("map", (cout, ho, wo), len(layers) - 1))
         elif t == "pooling":
             if kind != "map":
@@ -359,6 +378,21 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
     if not any(layer.type in ("conv", "fc") for layer in layers):
         raise CrossnasError("network.layers: no conv or fc layer, nothing to map onto crossbars")
     return Network((c0, h0, w0), tuple(layers))
+
+
+def _epitome(e: Any, where: str, cin: int, cout: int) -> tuple[int, int]:
+    """``(out_wrap, in_wrap)`` of a conv's ``epitome`` entry (``None``: dense)."""
+    if e is None:
+        return 1, 1
+    if not isinstance(e, Mapping) or set(e) - {"out_wrap", "in_wrap"}:
+        raise CrossnasError(f"{where}.epitome: must be an object with out_wrap and/or in_wrap, got {e!r}")
+    out = []
+    for key, n in (("out_wrap", cout), ("in_wrap", cin)):
+        v = e.get(key, 1)
+        if type(v) is not int or not 1 <= v <= n:
+            raise CrossnasError(f"{where}.epitome.{key}: must be an integer in 1..{n} (the layer's channels), got {v!r}")
+        out.append(v)
+    return out[0], out[1]
 
 
 def network_to_dict(net: Network) -> dict[str, Any]:

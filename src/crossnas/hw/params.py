@@ -237,6 +237,7 @@ def _resolve(hw: HardwareConfig) -> tuple[np.ndarray, dict[str, float]]:
         "gbuf": (hw.chip.global_buffer_KB or 0.0) * kb_bits, "bw_gbuf": hw.chip.global_buffer_bandwidth_Gbps,
         "bw_dram": hw.chip.dram_bandwidth_Gbps, "e_dram": hw.chip.dram_energy_pJ_per_bit * 1e-3,
         "adc_area": a.area_um2, "tile_fixed_area": tile_area - parts["buffer"],
+        "epi_reactivate": float(hw.epitome.datapath == "reactivate"),
     }
     vec = np.array([float(vals[f]) for f in HW_FIELDS])
     vec.setflags(write=False)
