@@ -145,3 +145,58 @@ def test_evaluate_missing_model_dir_exit_2(
     pytest.importorskip("crossnas.supernet.modeldir")
     assert main(["evaluate", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.startswith("error:")
+
+
+def test_evaluate_calibrates_on_training_images_and_scores_times(
+    model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import crossnas.pimsim as pimsim
+    from crossnas.data import load_data
+    from crossnas.pipeline.stages import CALIBRATION_IMAGES
+    from crossnas.supernet.modeldir import load_model_dir
+
+    seen: list[tuple[float, object]] = []
+    real = pimsim.pim_accuracy
+
+    def spy(module, hardware, x, y, **kw):  # type: ignore[no-untyped-def]
+        seen.append((hardware.device.time_s, kw.get("calibration_x")))
+        return real(module, hardware, x, y, **kw)
+
+    monkeypatch.setattr(pimsim, "pim_accuracy", spy)
+    r = _run_json([str(model_dir), "--mc", "1", "--limit", "40", "--set", "device.type=PCM",
+                   "--set", "device.variation_pct=0", "--set", "device.drift_compensation=false",
+                   "--times", "60,1y"], capsys)
+    train = load_data(load_model_dir(model_dir).data_cfg).train_x[:CALIBRATION_IMAGES]
+    assert [t for t, _ in seen] == [0.0, 60.0, 31536000.0]
+    assert all(torch.equal(c, train) for _, c in seen)  # type: ignore[arg-type]
+    curve = r["pim_accuracy_vs_time"]
+    assert isinstance(curve, list) and [p["time_s"] for p in curve] == [60.0, 31536000.0]
+    assert r["drift_compensation"] is False and all(0 <= p["pim_accuracy_mean"] <= 1 for p in curve)
+
+
+@pytest.mark.parametrize(("args", "needle"), [(["--times", "1q"], "--times"), (["--times", "-5"], "--times"),
+                                              (["--times", "60", "--ideal"], "--ideal")])
+def test_evaluate_bad_times_one_line_exit_2(
+    model_dir: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    assert main(["evaluate", str(model_dir), "--mc", "1", "--limit", "20", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and needle in err and len(err.splitlines()) == 1
+
+
+def test_parse_times_units() -> None:
+    from crossnas.cli.evaluate_cmd import format_time, parse_times
+
+    assert parse_times("60, 1h,1d,1y,2min,1w,0") == [60.0, 3600.0, 86400.0, 31536000.0, 120.0, 604800.0, 0.0]
+    assert format_time(31536000.0) == "1 y" and format_time(90.0) == "1.5 min" and format_time(5) == "5 s"
+
+
+def test_resolve_hardware_switching_the_device_type_takes_its_preset(tmp_path: Path) -> None:
+    base = HardwareConfig().with_updates(device={"variation_pct": 2.0})
+    hw = resolve_hardware(base, None, ["device.type=PCM", "device.time_s=86400"])
+    assert (hw.device.type, hw.device.noise_model, hw.device.levels, hw.device.lrs_ohm) == ("PCM", "pcm", 4, 4e4)
+    assert hw.device.variation_pct == 2.0 and hw.device.time_s == 86400  # explicit values are kept
+    f = tmp_path / "hw.yaml"
+    f.write_text("device:\n  type: FeFET\n  levels: 8\n")
+    hw = resolve_hardware(base, f, None)
+    assert (hw.device.type, hw.device.read_noise_pct, hw.device.levels) == ("FeFET", 0.5, 8)

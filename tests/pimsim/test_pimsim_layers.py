@@ -23,7 +23,15 @@ GENERAL = PimSimSettings(force_general_path=True)
 
 
 def _hw(**sections: dict[str, object]) -> HardwareConfig:
-    return HardwareConfig().with_updates(**sections)
+    """Hardware with some fields replaced; ``device.hrs_ohm: inf`` (an infinite on/off
+    ratio, which configs refuse: the cost model needs a finite HRS) is set unvalidated,
+    as :func:`ideal_hardware` does."""
+    dev = dict(sections.get("device", {}))
+    infinite = dev.pop("hrs_ohm", None) == float("inf")
+    hw = HardwareConfig().with_updates(**{**sections, "device": dev})
+    if infinite:
+        hw = hw.model_copy(update={"device": hw.device.model_copy(update={"hrs_ohm": float("inf")})})
+    return hw
 
 
 def _conv(
@@ -99,8 +107,12 @@ def reference_accumulate(layer: PimLayer, rows: torch.Tensor) -> torch.Tensor:
             )
             for a, a_sign in enumerate(plan.array_signs):
                 for s in range(plan.n_slices):
-                    for b in range(plan.n_blocks):
-                        r0, r1 = b * plan.rows, min(plan.k, (b + 1) * plan.rows)
+                    groups = [
+                        (r, min(r + plan.read_rows, (b + 1) * plan.rows, plan.k))
+                        for b in range(plan.n_blocks)
+                        for r in range(b * plan.rows, min(plan.k, (b + 1) * plan.rows), plan.read_rows)
+                    ]  # one ADC read per group of read_rows rows of each crossbar
+                    for r0, r1 in groups:
                         for col in range(plan.n):
                             ps = (d[:, r0:r1] * g[r0:r1, a, s, col]).sum(1)
                             if spec.adc_bits is not None:
@@ -128,7 +140,7 @@ def reference_accumulate(layer: PimLayer, rows: torch.Tensor) -> torch.Tensor:
 
 def _layer_rows(layer: PimLayer, x: torch.Tensor) -> torch.Tensor:
     x_int, _ = quantize_act_int(x, layer.a_bits, layer.act_clip, layer.signed_input)
-    return torch.cat(list(layer._row_chunks(x_int)))
+    return torch.cat([rows for _, rows in layer._row_chunks(x_int)])
 
 
 @pytest.mark.parametrize(
@@ -172,7 +184,7 @@ def test_vectorised_equals_loop_reference_with_adc_and_faults(
     fast = torch.cat(
         [
             layer._accumulate(r)
-            for r in layer._row_chunks(
+            for _, r in layer._row_chunks(
                 quantize_act_int(x, layer.a_bits, layer.act_clip, layer.signed_input)[0]
             )
         ]
@@ -248,6 +260,41 @@ def test_random_small_linear_layers_match_the_loop_reference(
     assert torch.equal(layer._accumulate(rows_).double(), ref)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    k=st.integers(1, 40),
+    rows=st.sampled_from([4, 8, 16]),
+    sub=st.integers(1, 16),
+    adc_bits=st.integers(2, 8),
+    mode=st.sampled_from(["fixed", "scale"]),
+    signed=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_subarray_reads_match_the_loop_reference(
+    k: int, rows: int, sub: int, adc_bits: int, mode: str, signed: bool, seed: int
+) -> None:
+    # crossbar.subarray_rows: each group of `sub` rows of a crossbar is read by the ADC on its own
+    sub = min(sub, rows)
+    hw = _hw(
+        device={"levels": 4, "stuck_at_hrs": 0.1, "hrs_ohm": float("inf")},
+        crossbar={"rows": rows, "subarray_rows": sub},
+        dac={"bits": 2},
+        adc={"bits": adc_bits, "range_mode": mode},
+    )
+    src = _linear(k, 5, w_bits=6, a_bits=5, signed=signed, seed=seed)
+    x = _input((6, k), signed, seed=seed + 1)
+    try:
+        layer = simulate_model(src, hw, seed=seed, settings=GENERAL, calibration=x)
+    except CrossnasError:  # a fixed range that reads only zeros: rejected by design
+        assert mode == "fixed"
+        return
+    assert isinstance(layer, PimLayer)
+    blocks = -(-k // rows)
+    assert layer.plan.n_reads == sum(-(-min(rows, k - b * rows) // sub) for b in range(blocks))
+    rows_ = _layer_rows(layer, x)
+    assert torch.equal(layer._accumulate(rows_).double(), reference_accumulate(layer, rows_))
+
+
 @pytest.mark.parametrize(
     ("kind", "signed", "polarity"), [("conv", False, 1), ("linear", True, 2), ("linear", True, 1)]
 )
@@ -317,25 +364,26 @@ def test_ideal_conv_and_linear_reproduce_the_fake_quantized_layer(
 
 
 def test_high_resolution_adc_takes_the_exact_fast_path() -> None:
-    # 16 rows x 1 (DAC) x 1 (cell) -> partial sums <= 16 < 2**5: a 5-bit fixed ADC is exact.
+    # 15 rows x 1 (DAC) x 1 (cell) -> partial sums <= 15 < 2**4: a 4-bit fixed ADC is exact.
     src = _conv(w_bits=6, a_bits=6)
     x = _input((2, 6, 6, 6), False)
-    hw = _hw(
-        crossbar={"rows": 16},
-        adc={"bits": 5, "range_mode": "fixed"},
-        device={"hrs_ohm": float("inf")},
-        dac={"bits": 1},
-    )
+    sections: dict[str, dict[str, object]] = {
+        "crossbar": {"rows": 15},
+        "adc": {"bits": 4, "range_mode": "fixed"},
+        "device": {"hrs_ohm": float("inf")},
+        "dac": {"bits": 1},
+    }
+    hw = _hw(**sections)
     sim = simulate_model(src, hw)
     assert sim.fast
     general = simulate_model(src, hw, settings=GENERAL)
     assert _rel(sim(x), general(x)) < 1e-6 and _rel(sim(x), src(x)) < 1e-6
     # one bit fewer: the ADC rounds, so the general path is taken and the result differs
-    hw4 = hw.with_updates(adc={"bits": 4})
-    sim4 = simulate_model(src, hw4)
-    assert not sim4.fast and _rel(sim4(x), src(x)) > 1e-3
+    hw3 = _hw(**{**sections, "adc": {"bits": 3, "range_mode": "fixed"}})
+    sim3 = simulate_model(src, hw3)
+    assert not sim3.fast and _rel(sim3(x), src(x)) > 1e-3
     # a finite on/off ratio puts the HRS current in the partial sums: no longer exact
-    hw_ratio = hw.with_updates(device={"hrs_ohm": 1e6})
+    hw_ratio = _hw(**{**sections, "device": {"hrs_ohm": 1e6}})
     assert not simulate_model(src, hw_ratio).fast
 
 

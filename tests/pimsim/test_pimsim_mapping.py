@@ -134,10 +134,37 @@ def test_layer_generators_are_reproducible_and_independent() -> None:
 @given(fs=st.floats(0.01, 1e6), bits=st.integers(1, 14))
 def test_adc_step_covers_full_scale_and_is_power_of_two(fs: float, bits: int) -> None:
     n = adc_exponent(fs)
-    assert 2.0 ** (n - 1) <= fs < 2.0**n
+    assert 2.0 ** (n - 1) < fs <= 2.0**n  # n = ceil(log2 FS): no wasted bit
     step = adc_step(fs, bits)
     assert math.log2(step) == n - bits
-    assert ((1 << bits) - 1) * step >= 2.0**n - step  # top code = 2**n - step
+    top = ((1 << bits) - 1) * step
+    assert top == 2.0**n - step and fs - top <= step  # the top code is within one step of FS
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 8, 12])
+def test_adc_exponent_of_powers_of_two_is_exact(n: int) -> None:
+    fs = 2.0**n
+    assert adc_exponent(fs) == n
+    assert adc_exponent(math.nextafter(fs, math.inf)) == n + 1
+    assert adc_exponent(math.nextafter(fs, 0.0)) == n
+
+
+@pytest.mark.parametrize("bits", [2, 4, 6, 8])
+def test_a_b_bit_adc_uses_all_its_codes(bits: int) -> None:
+    # the integer partial sums 0 .. 2**bits - 1 (full scale 2**bits - 1): every one of the
+    # 2**bits codes is read, each exactly (the old "strictly above" rule used half of them)
+    fs = float((1 << bits) - 1)
+    step = adc_step(fs, bits)
+    ps = torch.arange(0, (1 << bits), dtype=torch.float64)
+    codes = adc_read_(ps.clone(), step, bits)
+    assert step == 1.0
+    assert torch.equal(codes, ps) and len(torch.unique(codes)) == 1 << bits
+    # a full scale that is itself a power of two keeps the resolution; only its top value clips
+    fs = float(1 << bits)
+    step = adc_step(fs, bits)
+    ps = torch.arange(0, (1 << bits) + 1, dtype=torch.float64)
+    codes = adc_read_(ps.clone(), step, bits)
+    assert step == 1.0 and torch.equal(codes[:-1], ps[:-1]) and codes[-1] == (1 << bits) - 1
 
 
 @settings(max_examples=50, deadline=None)

@@ -183,3 +183,38 @@ def test_pim_score_is_the_simulators_and_the_screen_stops_broken_chips() -> None
     sim2, cand2, *_ = _tiny_scorer(screen=0.0, variation=0.0)
     s2 = sim2.score(cand2)
     assert s2.std == 0.0 and len(set(s2.runs)) == 1 and len(s2.runs) == 3
+
+
+def test_device_type_and_levels_are_accuracy_genes_and_the_type_is_applied_first() -> None:
+    from crossnas.config.search import apply_hardware_genes
+
+    with pytest.raises(ValidationError, match=r"hardware_genes\.device\.type"):
+        SearchConfig.model_validate({"accuracy": {"fidelity": "supernet"},
+                                     "hardware_genes": {"device.type": ["RRAM", "PCM"]}})
+    assert accuracy_genes(["device.type", "device.levels", "device.time_s", "device.read_noise_pct",
+                           "crossbar.subarray_rows", "device.cell_area_um2"]) == [
+        "device.type", "device.levels", "device.time_s", "device.read_noise_pct", "crossbar.subarray_rows"]
+    cfg = SearchConfig.model_validate({"hardware_genes": {"device.levels": [2, 4], "device.type": ["RRAM", "PCM"]},
+                                       "accuracy": {"device": {"time_s": 86400}}})
+    assert cfg.accuracy.device == {"time_s": 86400}
+    # whatever the order of the genes, the type's preset never overrides the levels gene
+    for genes in ({"device.levels": 2, "device.type": "PCM"}, {"device.type": "PCM", "device.levels": 2}):
+        hw = apply_hardware_genes(HardwareConfig(), genes)
+        assert hw.device.type == "PCM" and hw.device.levels == 2 and hw.device.noise_model == "pcm"
+
+
+def test_pim_scorer_simulates_the_candidates_own_device() -> None:
+    from crossnas.config.search import apply_hardware_genes
+    from crossnas.search.evaluators import PimSimScorer
+    from crossnas.search.genome import Candidate
+    from crossnas.space import ArchSpec
+
+    genes = (("device.type", "PCM"), ("device.levels", 8))
+    hw = apply_hardware_genes(HardwareConfig(), dict(genes))
+    cand = Candidate("k", ArchSpec.from_string("V16w5a5-R8w7a7"), hw, genes)
+    sim = PimSimScorer(None, None, None, device={"variation_pct": 2.0, "levels": 2, "time_s": 86400})
+    chip = sim.hardware(cand)
+    assert (chip.device.type, chip.device.levels, chip.device.noise_model) == ("PCM", 8, "pcm")
+    assert chip.device.variation_pct == 2.0 and chip.device.time_s == 86400
+    rram = Candidate("r", cand.spec, HardwareConfig(), ())
+    assert sim.hardware(rram).device.levels == 2 and sim.hardware(rram).device.type == "RRAM"

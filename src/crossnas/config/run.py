@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crossnas.config.data import DataConfig
 from crossnas.config.hardware import HardwareConfig
@@ -48,6 +48,20 @@ class EvaluateConfig(BaseModel):
     ``{variation_pct: 5, stuck_at_hrs: 0.01}`` (the search never sees them)."""
     adc: dict[str, Any] = Field(default_factory=dict)
     """Overrides of the winner's ``hardware.adc`` section for the simulation, e.g. ``{range_mode: fixed}``."""
+    drift_times_s: tuple[float, ...] = (60.0, 3600.0, 86400.0, 2592000.0, 31536000.0)
+    """Times after programming (s) of the accuracy-vs-time curve (1 min, 1 h, 1 day, 30 days,
+    1 year), computed only when the simulated device drifts (``noise_model: pcm`` or
+    ``drift_nu > 0``), with and without drift compensation; ``[]`` = never."""
+    drift_mc_runs: int = Field(2, ge=1, le=1000)
+    """Monte-Carlo chips per point of the accuracy-vs-time curve."""
+
+    @field_validator("drift_times_s")
+    @classmethod
+    def _times(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        for t in v:
+            if not 0 <= t <= 1e10:
+                raise ValueError(f"drift_times_s: times must be in 0..1e10 s, got {t}")
+        return tuple(sorted(set(v)))
 
 
 class ReportConfig(BaseModel):

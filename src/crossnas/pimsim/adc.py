@@ -1,15 +1,18 @@
 """ADC model: a uniform quantizer whose step is a power of two (in cell-level units).
 
 A ``b``-bit ADC with full scale ``FS`` (the largest partial sum it must represent,
-in units of one cell level times one DAC level) uses the smallest power of two
-strictly above ``FS``, ``2**n`` with ``n = floor(log2 FS) + 1``, and reads
+in units of one cell level times one DAC level) covers ``[0, 2**n)`` with
+``n = ceil(log2 FS)`` (the smallest power of two at or above ``FS``) and reads
 
     code = clamp(round(ps / step), 0, 2**b - 1),  step = 2**(n - b),  value = code * step.
 
-So an integer partial sum ``<= FS`` is read exactly as soon as ``b >= n`` (step <= 1),
-and the grid of ``b`` bits is a subset of the grid of ``b + 1`` bits (nested grids:
-every partial sum is read at least as accurately with one more bit). Where ``FS``
-comes from is the range rule (see :mod:`crossnas.pimsim.layers`).
+All ``2**b`` codes are in use: the top code ``2**n - step`` lies within one step of
+``FS``, and only a partial sum above ``2**n - step / 2`` clips (when ``FS`` is itself
+a power of two, only the rare reads at the very top of the range: they read one step
+low). So an integer partial sum ``< 2**n`` is read exactly as soon as ``b >= n``
+(step <= 1), and the grid of ``b`` bits is a subset of the grid of ``b + 1`` bits
+(nested grids: every partial sum is read at least as accurately with one more bit).
+Where ``FS`` comes from is the range rule (see :mod:`crossnas.pimsim.layers`).
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import torch
 
 
 def adc_exponent(full_scale: float) -> int:
-    """``n`` with ``2**(n-1) <= full_scale < 2**n`` (``full_scale <= 0`` counts as 1)."""
+    """``n = ceil(log2 full_scale)``: ``2**(n-1) < full_scale <= 2**n`` (exact; a
+    ``full_scale`` that is not a positive finite number counts as 1, ``n = 0``)."""
     fs = float(full_scale)
     if not fs > 0 or not math.isfinite(fs):
-        fs = 1.0
-    return math.floor(math.log2(fs)) + 1
+        return 0
+    mantissa, exponent = math.frexp(fs)  # fs = mantissa * 2**exponent, 0.5 <= mantissa < 1
+    return exponent - 1 if mantissa == 0.5 else exponent
 
 
 def adc_step(full_scale: float, bits: int) -> float:
@@ -36,7 +41,7 @@ def adc_read_(ps: torch.Tensor, step: float, bits: int) -> torch.Tensor:
     """Reads non-negative partial sums through the ADC, in place, returning codes.
 
     Args:
-        ps: partial sums (any shape), ``>= 0``; overwritten.
+        ps: partial sums (any shape); overwritten.
         step: quantization step (power of two).
         bits: ADC resolution.
 
@@ -45,4 +50,4 @@ def adc_read_(ps: torch.Tensor, step: float, bits: int) -> torch.Tensor:
         for the value).
     """
     # step is a power of two, so multiplying by its inverse is exact.
-    return ps.mul_(1.0 / step).round_().clamp_(max=float((1 << bits) - 1))
+    return ps.mul_(1.0 / step).round_().clamp_(0.0, float((1 << bits) - 1))

@@ -4,7 +4,8 @@
 not part of :class:`~crossnas.config.hardware.HardwareConfig` because the cost model
 does not read them). :class:`CrossbarSpec` is the frozen, validated subset of the
 hardware configuration the simulator needs, in the simulator's units (conductances
-in units of one cell level step, see :mod:`crossnas.pimsim.mapping`).
+in units of one cell level step, see :mod:`crossnas.pimsim.mapping`; noise figures as
+fractions of the top level's conductance ``G_max``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ class PimSimSettings:
         adc_scale_percentile: ``adc.range_mode="scale"`` only: the ADC full scale of a
             layer is this percentile (0 < p <= 100) of the partial sums observed on the
             calibration data (100 = the maximum), rounded up to a power of two.
-        calibration_samples: :func:`~crossnas.pimsim.pim_accuracy` calibrates "scale"
-            ADC ranges on the first this-many inputs (>= 1).
+        calibration_samples: without ``calibration_x``, :func:`~crossnas.pimsim.pim_accuracy`
+            calibrates "scale" ADC ranges on the first this-many scored inputs (>= 1);
+            callers that score held-out data pass training images instead.
         chunk_elements: target number of float32 partial sums held at once per layer
             (memory ~ 4-8 bytes x this); larger is faster up to cache effects.
         force_general_path: never take the algebraic fast path (tests, benchmarks).
@@ -66,6 +68,19 @@ class CrossbarSpec:
         sigma: relative conductance variation (``variation_pct / 100``).
         p_hrs: fraction of cells stuck at HRS (level 0).
         p_lrs: fraction of cells stuck at LRS (level ``levels - 1``).
+        read_rows: rows read at once (``crossbar.subarray_rows``, ``None`` = ``rows``);
+            each group of ``read_rows`` rows of a crossbar has its own ADC reads.
+        prog_sigma: state-independent programming error, sigma as a fraction of
+            ``G_max`` (``prog_noise_pct / 100``).
+        read_sigma: per-read noise, sigma as a fraction of ``G_max`` (``read_noise_pct / 100``).
+        noise_model: ``"gaussian"`` or ``"pcm"`` (state-dependent PCM statistics).
+        lognormal: programming errors are lognormal (multiplicative) instead of normal.
+        drift_nu, drift_nu_std: mean and spread of the drift exponent (``gaussian`` model).
+        drift_t0_s: reference time of the drift law, seconds after programming.
+        time_s: time of the read after programming (0: right after programming).
+        drift_compensation: per-layer global drift compensation gain.
+        clip_gmax: programmed conductances are clipped at ``G_max`` (when the
+            state-independent, PCM or lognormal programming model is on).
     """
 
     rows: int
@@ -79,6 +94,17 @@ class CrossbarSpec:
     sigma: float
     p_hrs: float
     p_lrs: float
+    read_rows: int | None = None
+    prog_sigma: float = 0.0
+    read_sigma: float = 0.0
+    noise_model: str = "gaussian"
+    lognormal: bool = False
+    drift_nu: float = 0.0
+    drift_nu_std: float = 0.0
+    drift_t0_s: float = 20.0
+    time_s: float = 0.0
+    drift_compensation: bool = True
+    clip_gmax: bool = True
 
     @property
     def levels(self) -> int:
@@ -86,9 +112,55 @@ class CrossbarSpec:
         return 1 << self.cell_bits
 
     @property
+    def sub_rows(self) -> int:
+        """Rows read at once (one ADC read per column per group of this many rows)."""
+        return self.rows if self.read_rows is None else min(self.read_rows, self.rows)
+
+    @property
+    def g_top(self) -> float:
+        """Conductance of the top level, ``G_max``, in level steps: ``g_min + levels - 1``."""
+        return self.g_min + self.levels - 1
+
+    @property
+    def pcm(self) -> bool:
+        return self.noise_model == "pcm"
+
+    @property
+    def new_programming_model(self) -> bool:
+        """Whether the programming error goes beyond MNSIM's relative variation (the
+        state-independent term, the PCM polynomial or a lognormal shape): then
+        conductances are clipped at ``G_max`` (``clip_gmax``)."""
+        return self.prog_sigma > 0 or self.pcm or (self.lognormal and self.sigma > 0)
+
+    @property
+    def drifts(self) -> bool:
+        """Whether the device drifts (``pcm``, or a non-zero drift exponent)."""
+        return self.pcm or self.drift_nu > 0 or self.drift_nu_std > 0
+
+    @property
+    def read_time_effects(self) -> bool:
+        """Whether the conductances at the read time differ from the programmed ones
+        (drift and, for ``pcm``, the accumulated 1/f noise)."""
+        return self.time_s > 0 and self.drifts
+
+    @property
+    def read_noise(self) -> bool:
+        """Whether every read carries fresh noise."""
+        return self.read_sigma > 0
+
+    @property
     def deterministic(self) -> bool:
         """True when no random non-ideality is sampled (every MC run is identical)."""
-        return self.sigma == 0 and self.p_hrs == 0 and self.p_lrs == 0
+        random_drift = self.read_time_effects and (self.pcm or self.drift_nu_std > 0)
+        return (
+            self.sigma == 0
+            and self.p_hrs == 0
+            and self.p_lrs == 0
+            and self.prog_sigma == 0
+            and not self.pcm
+            and not self.read_noise
+            and not random_drift
+        )
 
     @classmethod
     def from_hardware(cls, hardware: HardwareConfig) -> CrossbarSpec:
@@ -120,6 +192,20 @@ class CrossbarSpec:
             raise CrossnasError(
                 f"device.hrs_ohm ({dev.hrs_ohm}) must exceed device.lrs_ohm ({dev.lrs_ohm}) > 0"
             )
+        if dev.noise_model not in ("gaussian", "pcm"):
+            raise CrossnasError(
+                f"device.noise_model must be 'gaussian' or 'pcm', got {dev.noise_model!r}"
+            )
+        if dev.distribution not in ("normal", "lognormal"):
+            raise CrossnasError(
+                f"device.distribution must be 'normal' or 'lognormal', got {dev.distribution!r}"
+            )
+        sub = hardware.crossbar.subarray_rows
+        if sub is not None and not 1 <= int(sub) <= int(hardware.crossbar.rows):
+            raise CrossnasError(
+                f"crossbar.subarray_rows must be between 1 and crossbar.rows "
+                f"({hardware.crossbar.rows}), got {sub}"
+            )
         ratio = dev.hrs_ohm / dev.lrs_ohm
         g_min = 0.0 if math.isinf(ratio) else (levels - 1) / (ratio - 1)
         return cls(
@@ -134,4 +220,15 @@ class CrossbarSpec:
             sigma=float(dev.variation_pct) / 100.0,
             p_hrs=float(dev.stuck_at_hrs),
             p_lrs=float(dev.stuck_at_lrs),
+            read_rows=sub,
+            prog_sigma=float(dev.prog_noise_pct) / 100.0,
+            read_sigma=float(dev.read_noise_pct) / 100.0,
+            noise_model=str(dev.noise_model),
+            lognormal=dev.distribution == "lognormal",
+            drift_nu=float(dev.drift_nu),
+            drift_nu_std=float(dev.drift_nu_std),
+            drift_t0_s=float(dev.drift_t0_s),
+            time_s=float(dev.time_s),
+            drift_compensation=bool(dev.drift_compensation),
+            clip_gmax=bool(dev.clip_gmax),
         )

@@ -14,7 +14,7 @@ from torch import nn
 from crossnas.config.hardware import HardwareConfig
 from crossnas.errors import CrossnasError
 from crossnas.pimsim.layers import PimConv2d, PimLayer, PimLinear
-from crossnas.pimsim.mapping import derive_seed, layer_generator
+from crossnas.pimsim.mapping import LayerStreams, derive_seed
 from crossnas.pimsim.settings import CrossbarSpec, PimSimSettings
 from crossnas.quant import QuantConv2d, QuantLinear
 
@@ -22,20 +22,27 @@ logger = logging.getLogger(__name__)
 
 
 def ideal_hardware(hardware: HardwareConfig) -> HardwareConfig:
-    """``hardware`` in the ideal limit: ideal ADC, no variation, no faults, infinite on/off.
+    """``hardware`` in the ideal limit: ideal ADC, no variation, no programming or read
+    noise, no drift (read at ``time_s = 0``), no faults, infinite on/off ratio.
 
-    The infinite on/off ratio is ``device.hrs_ohm = inf`` (note: pydantic's JSON dump
-    writes it as ``null``; keep the original config for saving).
+    The infinite on/off ratio is ``device.hrs_ohm = inf``, which the config's validation
+    does not accept, so the copy is made without re-validation (note: pydantic's JSON dump
+    writes ``inf`` as ``null``; keep the original config for saving).
     """
-    return hardware.with_updates(
-        adc={"ideal": True},
-        device={
+    device = hardware.device.model_copy(
+        update={
             "variation_pct": 0.0,
+            "prog_noise_pct": 0.0,
+            "read_noise_pct": 0.0,
+            "noise_model": "gaussian",
+            "time_s": 0.0,
             "stuck_at_hrs": 0.0,
             "stuck_at_lrs": 0.0,
             "hrs_ohm": float("inf"),
-        },
+        }
     )
+    adc = hardware.adc.model_copy(update={"ideal": True})
+    return hardware.model_copy(update={"device": device, "adc": adc})
 
 
 def pim_layers(module: nn.Module) -> Iterator[PimLayer]:
@@ -48,11 +55,11 @@ def pim_layers(module: nn.Module) -> Iterator[PimLayer]:
 def _make_layer(
     layer: nn.Module, spec: CrossbarSpec, settings: PimSimSettings, seed: int, index: int, name: str
 ) -> PimLayer:
-    gen = layer_generator(seed, index)
+    streams = LayerStreams(seed, index)
     if isinstance(layer, QuantConv2d):
-        return PimConv2d(layer, spec, settings, gen, name)
+        return PimConv2d(layer, spec, settings, streams, name)
     assert isinstance(layer, QuantLinear)
-    return PimLinear(layer, spec, settings, gen, name)
+    return PimLinear(layer, spec, settings, streams, name)
 
 
 def simulate_model(
@@ -173,7 +180,8 @@ def pim_accuracy(
         seed: base seed (>= 0); run ``i`` uses :func:`run_seed` ``(seed, i)``.
         batch_size: evaluation batch size.
         settings: simulation-only knobs.
-        calibration_x: inputs for "scale" ADC calibration; default: the first
+        calibration_x: inputs for "scale" ADC calibration (training images: the CLI,
+            the pipeline and the search pass them); default: the first
             ``settings.calibration_samples`` of ``x`` (one batch that both calibrates
             and is scored).
 

@@ -137,6 +137,28 @@ def arch_table(w: dict[str, Any]) -> tuple[Table, list[str]]:
     return table, words
 
 
+def _when(t_s: float) -> str:
+    for name, unit in (("year", 31536000.0), ("day", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if t_s >= unit:
+            v = t_s / unit
+            return f"{v:.3g} {name}{'s' if name in ('year', 'day') and v != 1 else ''}"
+    return f"{t_s:.3g} s"
+
+
+def time_table(label: str, curve: dict[str, Any]) -> Table:
+    """The accuracy-vs-time curve of one winner as a table."""
+    comp, unc = curve.get("compensated") or [], curve.get("uncompensated") or []
+    rows = []
+    for i, t in enumerate(curve.get("times_s", [])):
+        rows.append([_when(float(t)), _pct(comp[i]["mean"], comp[i]["std"]) if i < len(comp) else "–",
+                     _pct(unc[i]["mean"], unc[i]["std"]) if i < len(unc) else "–"])
+    return Table(f"PIM accuracy after programming ({label})",
+                 ["time after programming", "with drift compensation (%)", "without (%)"], rows,
+                 note=f"{curve.get('mc_runs')} simulated chips per point, the same chips at every time; ADC "
+                      "ranges set when the chip is programmed; drift compensation is a per-layer digital gain "
+                      "calibrated at read time.")
+
+
 def hardware_words(hw: dict[str, Any]) -> str:
     try:
         dev, xb, adc, dac, pe, tile = (hw[k] for k in ("device", "crossbar", "adc", "dac", "pe", "tile"))
@@ -205,6 +227,12 @@ def write_report(run_dir: str | Path, *, title: str = "crossnas run report") -> 
         if e.get("layers"):
             figs.append(Figure("Winner: latency per layer (pipelined; the last layer finishes at the total latency)",
                                plots.plot_layer_latency(e["layers"], out / "layer_latency.png")))
+    curves = [{"label": w["label"], **w["eval"]["pim_accuracy_vs_time"]} for w in d["winners"]
+              if w["eval"].get("pim_accuracy_vs_time")]
+    if curves:
+        figs.append(Figure("Winners: PIM accuracy against time after programming (conductance drift), with "
+                           "(solid) and without (dashed) global drift compensation",
+                           plots.plot_accuracy_vs_time(curves, out / "accuracy_vs_time.png")))
     conv = convergence(d)
     if conv:
         figs.append(Figure("Search convergence: best value per generation",
@@ -218,7 +246,10 @@ def write_report(run_dir: str | Path, *, title: str = "crossnas run report") -> 
         e = w["eval"]
         paras = ["Network: " + "; ".join(words) + ".", "Hardware: " + hardware_words(hw),
                  f"PIM accuracy runs: {', '.join(f'{100 * r:.2f} %' for r in e.get('pim_accuracy_runs', []))}."]
-        sections.append(Section(f"Winner {w['label']}", paras, [table]))
+        tables = [table]
+        if e.get("pim_accuracy_vs_time"):
+            tables.append(time_table(w["label"], e["pim_accuracy_vs_time"]))
+        sections.append(Section(f"Winner {w['label']}", paras, tables))
 
     doc = Document(title, sections)
     md = out / "report.md"

@@ -165,3 +165,46 @@ def plot_convergence(series: Mapping[str, Sequence[float]], path: str | Path, *,
         ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
+
+
+_TIME_TICKS = ((60.0, "1 min"), (3600.0, "1 h"), (86400.0, "1 day"), (604800.0, "1 week"),
+               (2592000.0, "30 days"), (31536000.0, "1 year"), (315360000.0, "10 years"))
+
+
+def plot_accuracy_vs_time(curves: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """PIM accuracy against time after programming (log time axis), one colour per design,
+    solid with drift compensation and dashed without, Monte-Carlo std as error bars.
+
+    Args:
+        curves: ``{"label", "times_s": [...], "compensated": [{"mean", "std"}],
+            "uncompensated": [...]}`` per design (accuracies 0..1).
+    """
+    fig = _figure((7.0, 4.2))
+    ax = fig.subplots()
+    cmap = matplotlib.colormaps["tab10"]
+    times: list[float] = []
+    for i, c in enumerate(curves):
+        ts = [max(float(t), 1.0) for t in c["times_s"]]
+        times += ts
+        for key, style, word in (("compensated", "-", "with"), ("uncompensated", "--", "without")):
+            pts = c.get(key) or []
+            if not pts:
+                continue
+            ax.errorbar(ts, [100 * p["mean"] for p in pts], yerr=[100 * (p.get("std") or 0.0) for p in pts],
+                        color=cmap(i % 10), linestyle=style, marker="o", markersize=3, capsize=2,
+                        label=f"{c['label']}, {word} drift compensation")
+    ax.set_xscale("log")
+    if times:
+        lo, hi = min(times), max(times)
+        ticks = [(t, n) for t, n in _TIME_TICKS if lo / 1.5 <= t <= hi * 1.5]
+        if ticks:
+            ax.set_xticks([t for t, _ in ticks])
+            ax.set_xticklabels([n for _, n in ticks])
+    ax.set_xlabel("time after programming (log scale)")
+    ax.set_ylabel("PIM accuracy (%)")
+    ax.set_title("Accuracy on the drifting chip")
+    ax.grid(True, alpha=0.3)
+    if curves:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -183,8 +183,21 @@ class PimSimScorer:
         return self._modules[key]
 
     def hardware(self, c: Candidate) -> Any:
-        """The simulated chip of ``c``: its hardware with the scoring overrides."""
-        return c.hardware.with_updates(**self.updates) if self.updates else c.hardware
+        """The simulated chip of ``c``: its hardware with the scoring overrides.
+
+        The candidate's own device genes (``device.type``, ``device.levels``, ...) win over
+        the overrides: a scoring override such as ``{variation_pct: 5}`` or ``{time_s:
+        86400}`` is applied to the candidate's own cell technology and levels.
+        """
+        if not self.updates:
+            return c.hardware
+        hw = c.hardware.with_updates(**self.updates)
+        own = {p: v for p, v in c.hw_genes if p.startswith("device.")}
+        if own and "device" in self.updates:
+            from crossnas.config.search import apply_hardware_genes
+
+            hw = apply_hardware_genes(hw, own)
+        return hw
 
     def score(self, c: Candidate) -> PimScore:
         """The PIM score of ``c``: exactly :func:`crossnas.pimsim.pim_accuracy`'s chips and
