@@ -76,3 +76,22 @@ def test_bad_epitome_is_one_line(wrap: object, needle: str) -> None:
     with pytest.raises(CrossnasError) as exc:
         network_from_dict(net)
     assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_traced_epitome_conv_keeps_its_wraps() -> None:
+    """``network_from_module`` costs an EpitomeConv2d as the epitome it stores, not as a dense conv."""
+    import torch
+    from torch import nn
+
+    from crossnas.hw import network_from_module
+    from crossnas.quant.epitome import EpitomeConv2d
+
+    def build(m: int) -> nn.Module:
+        return nn.Sequential(EpitomeConv2d(3, 64, 3, padding=1, w_bits=5, a_bits=5),
+                             EpitomeConv2d(64, 64, 3, padding=1, out_wrap=m, in_wrap=m, w_bits=5, a_bits=5))
+
+    x = torch.zeros(1, 3, 8, 8)
+    dense, epi = (network_from_module(build(m), x) for m in (1, 4))
+    assert (epi.layers[1].out_wrap, epi.layers[1].in_wrap) == (4, 4)
+    hw = HardwareConfig.model_validate({"crossbar": {"rows": 32, "cols": 32}})
+    assert cost_network(epi, hw)["layers"][1]["crossbars"] < cost_network(dense, hw)["layers"][1]["crossbars"]

@@ -23,7 +23,7 @@ TINY = {
     "evaluate": {"mc_runs": 2, "device": {"variation_pct": 5}},
 }
 KEYS = ("pim_accuracy_mean", "pim_accuracy_std", "quantized_accuracy", "latency_ms", "energy_mJ", "edp_mJms",
-        "area_mm2", "search_time_h", "winner_dir")
+        "area_mm2", "crossbars", "search_time_h", "winner_dir")
 
 
 def _write(tmp_path: Path, cfg: dict, name: str = "tiny.yaml") -> Path:
@@ -58,6 +58,7 @@ def test_run_writes_everything(finished_run: tuple[Path, Path, dict]) -> None:
         assert (out / p).exists(), p
     ev = json.loads((out / "winner" / "evaluation.json").read_text())
     assert len(ev["pim_accuracy_runs"]) == 2
+    assert summary["crossbars"] == ev["crossbars"] > 0  # the winner's total from its cost report
     html = (out / "report" / "report.html").read_text()
     assert "reported in the paper" in html and "data:image/png;base64," in html
     # every accuracy says which it is; the search's winners were scored on their own chips

@@ -69,7 +69,7 @@ def test_bad_force_and_foreign_folders(tmp_path: Path) -> None:
         check_run_dir(bad, stage_hashes(_cfg()), force=())
 
 
-@pytest.mark.parametrize("name", ["digits", "cifar10_paper", "cifar100", "digits_pareto", "digits_memory"])
+@pytest.mark.parametrize("name", ["digits", "cifar10_paper", "cifar100", "digits_pareto", "digits_memory", "digits_epim"])
 def test_shipped_configs_validate(name: str, repo_root: Path) -> None:
     path = repo_root / "configs" / f"{name}.yaml"
     cfg = load_run_config(path)

@@ -172,11 +172,13 @@ ACCURACY_GENE_PREFIXES: tuple[str, ...] = (
     "device.noise_model", "device.distribution", "device.drift_nu", "device.drift_nu_std",
     "device.drift_t0_s", "device.time_s", "device.drift_compensation", "device.clip_gmax",
     "device.stuck_at_hrs", "device.stuck_at_lrs", "device.hrs_ohm", "device.lrs_ohm", "pe.polarity",
+    "epitome.",
 )
 """Hardware genes that change what a network computes on the crossbars (the fields the PIM
 simulator reads): crossbar rows and rows read at once (partial-sum tiling), converters,
 the device type (its noise and drift), cell levels, on/off ratio, programming and read
-noise, drift, faults and polarity. A hardware-blind fidelity cannot rank them."""
+noise, drift, faults, polarity and the epitome input datapath. A hardware-blind fidelity
+cannot rank them."""
 
 
 def accuracy_genes(paths: Any) -> list[str]:

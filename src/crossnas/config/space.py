@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 BLOCK_TYPES = ("vgg", "vgg_nopool", "residual", "skip")
 """Registered block types. ``vgg`` = conv3x3-BN-ReLU-conv3x3-BN-ReLU-maxpool2x2;
@@ -45,6 +55,13 @@ class SpaceConfig(BaseModel):
     head: HeadConfig = HeadConfig()
     quantize: bool = True
     """Fake-quantize with the sampled bits during supernet training and scoring."""
+    epitome: tuple[int, ...] = (1,)
+    """Epitome (EPIM) wrap factors ``m`` a block may take, one gene per choice layer;
+    ``(1,)`` (the default) = dense convolutions only, no gene. A block with ``m > 1`` stores
+    each of its convs (the residual shortcut included) as an epitome wrapped ``m`` times
+    along both outputs and inputs, each wrap clamped to that conv's channels
+    (:func:`crossnas.space.arch.epitome_wraps`): ``out_wrap = min(m, C_out)``,
+    ``in_wrap = min(m, C_in)``. Values 1..64, sorted, no repeats."""
 
     @field_validator("blocks")
     @classmethod
@@ -60,7 +77,7 @@ class SpaceConfig(BaseModel):
             raise ValueError("blocks: at least one block type other than 'skip' is needed")
         return v
 
-    @field_validator("widths", "w_bits", "a_bits")
+    @field_validator("widths", "w_bits", "a_bits", "epitome")
     @classmethod
     def _nonempty_sorted(cls, v: tuple[int, ...], info: object) -> tuple[int, ...]:
         name = getattr(info, "field_name", "choices")
@@ -68,7 +85,7 @@ class SpaceConfig(BaseModel):
             raise ValueError(f"{name} must not be empty")
         if len(set(v)) != len(v):
             raise ValueError(f"{name} must not repeat")
-        limit = (1, 4096) if name == "widths" else (2, 16)
+        limit = {"widths": (1, 4096), "epitome": (1, 64)}.get(name, (2, 16))
         for x in v:
             if not limit[0] <= x <= limit[1]:
                 raise ValueError(f"{name} values must be in {limit[0]}..{limit[1]}, got {x}")
@@ -77,6 +94,20 @@ class SpaceConfig(BaseModel):
     @model_validator(mode="after")
     def _head_bits(self) -> SpaceConfig:
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_dense_epitome(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Dumps leave out ``epitome`` at its default, so the dump (and the stage hashes and
+        model files built on it) of a space without epitomes is what it was before the field."""
+        out: dict[str, Any] = handler(self)
+        if self.epitome == (1,):
+            out.pop("epitome", None)
+        return out
+
+    @property
+    def searches_epitome(self) -> bool:
+        """Whether the genome has an epitome gene per layer (``epitome`` is not ``(1,)``)."""
+        return self.epitome != (1,)
 
     @property
     def max_width(self) -> int:

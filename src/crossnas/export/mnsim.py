@@ -1,6 +1,13 @@
 """MNSIM-2.0 inputs: the layer list + per-layer quantize entries, and a SimConfig.ini.
 
 Users can feed these to MNSIM to cross-check crossnas's cost figures.
+
+MNSIM has no epitome layers (EPIM): a conv stored as an epitome is written as its
+equivalent dense layer (the ``epitome`` entry dropped; the expanded kernel
+``W[o, i] = E[o mod E_out, i mod E_in]`` computes the same function, and quantized per
+output channel it has the same integers), and :func:`epitome_note` says which layers
+those are: MNSIM's figures for them are those of the dense layer (all of ``W`` on the
+crossbars), not crossnas's epitome figures (only ``E``).
 """
 
 from __future__ import annotations
@@ -14,14 +21,28 @@ _POINT_SHIFT = -2
 
 
 def network_to_mnsim(network: dict[str, Any]) -> dict[str, Any]:
-    """Splits our network dict into MNSIM's ``layers`` and ``quantize_config`` lists."""
+    """Splits our network dict into MNSIM's ``layers`` and ``quantize_config`` lists
+    (epitome convs become their equivalent dense layers, module docstring)."""
     layers, quant = [], []
     for layer in network["layers"]:
-        d = {k: v for k, v in layer.items() if k not in ("weight_bit", "activation_bit")}
+        d = {k: v for k, v in layer.items() if k not in ("weight_bit", "activation_bit", "epitome")}
         layers.append(d)
         quant.append({"weight_bit": int(layer.get("weight_bit", 9)), "activation_bit": int(layer.get("activation_bit", 9)),
                       "point_shift": _POINT_SHIFT})
     return {"input_shape": network.get("input_shape"), "layers": layers, "quantize_config": quant}
+
+
+def epitome_note(network: dict[str, Any]) -> str | None:
+    """A note naming the epitome convs exported as dense layers (``None`` when there are none)."""
+    wrapped = [(i, layer["epitome"]) for i, layer in enumerate(network["layers"]) if layer.get("epitome")]
+    if not wrapped:
+        return None
+    items = ", ".join(f"layers[{i}] (out_wrap {e.get('out_wrap', 1)}, in_wrap {e.get('in_wrap', 1)})"
+                      for i, e in wrapped)
+    return ("MNSIM has no epitome layers (EPIM). These convs are stored as epitomes in crossnas and are "
+            f"exported as their equivalent dense layers: {items}. MNSIM's figures for them are those of the "
+            "dense layer (the whole kernel on the crossbars); crossnas stores only the epitome "
+            "(crossnas hw on the crossnas network dict, or crossnas evaluate, gives those figures).")
 
 
 def _conv(c: Any, prefix: str) -> list[str]:

@@ -27,7 +27,7 @@ from torch import nn
 from crossnas.config.data import DataConfig
 from crossnas.config.space import SpaceConfig
 from crossnas.errors import CrossnasError
-from crossnas.space.arch import ArchSpec
+from crossnas.space.arch import ArchSpec, LayerSpec, epitome_wraps
 from crossnas.utils.io import save_torch, write_json, write_text
 
 _TEMPLATE = '''"""Standalone export of a crossnas network ({arch}).
@@ -101,6 +101,34 @@ class QuantConv2d(_Quant, nn.Conv2d):
         return F.conv2d(self._qin(x), _fq_weight(self.weight, self.w_bits), self.bias, self.stride, self.padding)
 
 
+class EpitomeConv2d(QuantConv2d):
+    """A conv whose weight is an epitome E (EPIM): the full kernel is
+    W[o, i] = E[o mod E_out, i mod E_in]. Computed as: add the input-channel chunks of
+    width E_in (the last one zero-padded), convolve with E, copy output o from o mod E_out."""
+
+    def __init__(self, cin, cout, k, padding=0, w_bits=None, a_bits=None, signed_input=False, wraps=(1, 1)):
+        e_out, e_in = -(-cout // wraps[0]), -(-cin // wraps[1])
+        QuantConv2d.__init__(self, e_in, e_out, k, padding, w_bits, a_bits, signed_input)
+        self.in_channels, self.out_channels = cin, cout
+
+    def forward(self, x):
+        x = self._qin(x)
+        e_out, e_in = self.weight.shape[:2]
+        chunks = -(-x.shape[1] // e_in)
+        if chunks * e_in != x.shape[1]:
+            x = torch.cat([x, x.new_zeros((x.shape[0], chunks * e_in - x.shape[1], *x.shape[2:]))], 1)
+        x = x.reshape(x.shape[0], chunks, e_in, *x.shape[2:]).sum(1)
+        y = F.conv2d(x, _fq_weight(self.weight, self.w_bits), None, self.stride, self.padding)
+        return y.repeat(1, -(-self.out_channels // e_out), 1, 1)[:, :self.out_channels]
+
+
+def _conv(b, name, cin, cout, k, padding, signed=False):
+    wraps = b.get("epitome", {{}}).get(name)
+    if wraps:
+        return EpitomeConv2d(cin, cout, k, padding, b["w_bits"], b["a_bits"], signed, tuple(wraps))
+    return QuantConv2d(cin, cout, k, padding, b["w_bits"], b["a_bits"], signed)
+
+
 class QuantLinear(_Quant, nn.Linear):
     def __init__(self, cin, cout, w_bits=None, a_bits=None):
         nn.Linear.__init__(self, cin, cout)
@@ -111,9 +139,9 @@ class QuantLinear(_Quant, nn.Linear):
 
 
 def _vgg(b):
-    mods = [("conv1", QuantConv2d(b["cin"], b["cout"], 3, 1, b["w_bits"], b["a_bits"], b["signed"])),
+    mods = [("conv1", _conv(b, "conv1", b["cin"], b["cout"], 3, 1, b["signed"])),
             ("bn1", nn.BatchNorm2d(b["cout"])), ("relu1", nn.ReLU()),
-            ("conv2", QuantConv2d(b["cout"], b["cout"], 3, 1, b["w_bits"], b["a_bits"])),
+            ("conv2", _conv(b, "conv2", b["cout"], b["cout"], 3, 1)),
             ("bn2", nn.BatchNorm2d(b["cout"])), ("relu2", nn.ReLU())]
     if b["block"] == "vgg":
         mods.append(("pool", nn.MaxPool2d(2, 2)))
@@ -123,12 +151,12 @@ def _vgg(b):
 class ResidualBlock(nn.Module):
     def __init__(self, b):
         super().__init__()
-        self.conv1 = QuantConv2d(b["cin"], b["cout"], 3, 1, b["w_bits"], b["a_bits"], b["signed"])
+        self.conv1 = _conv(b, "conv1", b["cin"], b["cout"], 3, 1, b["signed"])
         self.bn1 = nn.BatchNorm2d(b["cout"])
         self.relu1 = nn.ReLU()
-        self.conv2 = QuantConv2d(b["cout"], b["cout"], 3, 1, b["w_bits"], b["a_bits"])
+        self.conv2 = _conv(b, "conv2", b["cout"], b["cout"], 3, 1)
         self.bn2 = nn.BatchNorm2d(b["cout"])
-        self.shortcut = QuantConv2d(b["cin"], b["cout"], 1, 0, b["w_bits"], b["a_bits"], b["signed"])
+        self.shortcut = _conv(b, "shortcut", b["cin"], b["cout"], 1, 0, b["signed"])
         self.bn_sc = nn.BatchNorm2d(b["cout"])
         self.relu = nn.ReLU()
 
@@ -183,6 +211,9 @@ def export_config(spec: ArchSpec, space: SpaceConfig, input_shape: tuple[int, in
     """The literal structure description embedded in ``model.py`` (mirrors ``build_static``).
 
     ``normalization``: ``{"mean": [...], "std": [...], "raw_input": "..."}`` (:func:`normalization_of`).
+    A block with epitome convs carries ``"epitome": {conv name: [out_wrap, in_wrap]}`` for
+    them (no entry: all dense); ``model.py`` runs them in the chunk-sum form, and
+    ``weights.pt`` holds their epitomes, as crossnas's own state dict does.
     """
     from crossnas.supernet.static import head_out_hw, head_pool_kernel
 
@@ -193,7 +224,8 @@ def export_config(spec: ArchSpec, space: SpaceConfig, input_shape: tuple[int, in
         if layer.block == "skip":
             continue
         blocks.append({"block": layer.block, "cin": cur_c, "cout": layer.width,
-                       "w_bits": layer.w_bits if q else None, "a_bits": layer.a_bits if q else None, "signed": signed})
+                       "w_bits": layer.w_bits if q else None, "a_bits": layer.a_bits if q else None, "signed": signed,
+                       **_epitome_entry(layer, cur_c)})
         if layer.block == "vgg":
             cur_hw //= 2
         cur_c, signed = layer.width, False
@@ -203,6 +235,16 @@ def export_config(spec: ArchSpec, space: SpaceConfig, input_shape: tuple[int, in
             "dropout": space.head.dropout}
     return {"arch": str(spec), "input_shape": list(input_shape), "n_classes": n_classes, "blocks": blocks, "head": head,
             "normalization": dict(normalization)}
+
+
+def _epitome_entry(layer: LayerSpec, cin: int) -> dict[str, Any]:
+    """``{"epitome": {conv name: [out_wrap, in_wrap]}}`` for a block's wrapped convs (empty when none is)."""
+    convs = {"conv1": (cin, layer.width), "conv2": (layer.width, layer.width)}
+    if layer.block == "residual":
+        convs["shortcut"] = (cin, layer.width)
+    wraps = {name: list(epitome_wraps(layer.epitome, ci, co)) for name, (ci, co) in convs.items()}
+    wraps = {name: w for name, w in wraps.items() if w != [1, 1]}
+    return {"epitome": wraps} if wraps else {}
 
 
 def normalization_of(data_cfg: DataConfig, n_channels: int) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from crossnas.errors import CrossnasError
 from crossnas.utils.io import write_json, write_text
+
+logger = logging.getLogger(__name__)
 
 
 def export_model(model_dir: Path, out: Path, fmt: str, *, normalize_input: bool = True) -> list[Path]:
@@ -25,7 +28,7 @@ def export_model(model_dir: Path, out: Path, fmt: str, *, normalize_input: bool 
         return list(export_pytorch(model_dir, out, normalize_input=normalize_input).values())
     loaded = load_model_dir(model_dir)
     if fmt == "mnsim":
-        from crossnas.export.mnsim import hardware_to_mnsim_ini, network_to_mnsim
+        from crossnas.export.mnsim import epitome_note, hardware_to_mnsim_ini, network_to_mnsim
         from crossnas.space import arch_to_network_dict
 
         if loaded.hardware is None:
@@ -33,7 +36,13 @@ def export_model(model_dir: Path, out: Path, fmt: str, *, normalize_input: bool 
         net = arch_to_network_dict(loaded.spec, loaded.space, loaded.input_shape, loaded.n_classes)
         write_json(out / "network.json", network_to_mnsim(net))
         write_text(out / "SimConfig.ini", hardware_to_mnsim_ini(loaded.hardware))
-        return [out / "network.json", out / "SimConfig.ini"]
+        files = [out / "network.json", out / "SimConfig.ini"]
+        note = epitome_note(net)
+        if note is not None:  # MNSIM has no epitomes: say that they were exported dense
+            logger.warning("%s", note)
+            write_text(out / "EPITOME_NOTE.txt", note + "\n")
+            files.append(out / "EPITOME_NOTE.txt")
+        return files
     if fmt == "onnx":
         return [_export_onnx(loaded, out / "model.onnx", normalize_input)]
     raise CrossnasError(f"--format {fmt!r}: allowed: pytorch, onnx, mnsim")

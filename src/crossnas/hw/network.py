@@ -737,8 +737,10 @@ class _Trace:
             raise CrossnasError(f"{where}: kernel_size {k} is larger than the padded {h}x{w} input")
         wb = int(getattr(sub, "w_bits", DEFAULT_WEIGHT_BIT) or DEFAULT_WEIGHT_BIT)
         ab = int(getattr(sub, "a_bits", DEFAULT_ACTIVATION_BIT) or DEFAULT_ACTIVATION_BIT)
+        # an epitome conv (crossnas.quant.epitome.EpitomeConv2d) stores only its epitome
+        m_out, m_in = int(getattr(sub, "out_wrap", 1)), int(getattr(sub, "in_wrap", 1))
         layer = Layer(self.name_for("conv"), "conv", (src,), int(sub.in_channels), int(sub.out_channels),
-                      k, s, p, (h, w), (ho, wo), wb, ab)
+                      k, s, p, (h, w), (ho, wo), wb, ab, m_out, m_in)
         _check_module_layer(layer, where)  # before running: an absurd layer never allocates its output
         out = self.execute(node, where)
         self.check_out(where, out, (int(sub.out_channels), ho, wo))

@@ -567,3 +567,89 @@ class PimLinear(PimLayer):
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*lead, self.plan.n)
+
+
+class PimEpitomeConv2d(nn.Module):
+    """An :class:`~crossnas.quant.epitome.EpitomeConv2d` on simulated crossbars: only the
+    epitome ``E`` is stored (one :class:`PimConv2d` over ``E_in`` input and ``E_out`` output
+    channels); the digital side folds the input chunks and copies the ``E_out`` outputs to
+    the ``C_out`` logical channels (per-channel scaling follows in the next BatchNorm).
+
+    Input wrapping, as the cost model counts it (``hardware.epitome.datapath``):
+
+    * ``sum``: the quantized input chunks are added digitally before the DAC; the sums need
+      ``ceil(log2 in_wrap)`` more bits, so the crossbar layer reads ``a_bits + that`` input
+      bits (more DAC cycles) with the same input step.
+    * ``reactivate``: the crossbar is read once per chunk (each an ``a_bits`` input) and the
+      results are added after the ADC.
+
+    Attributes:
+        pim: the crossbar layer holding ``E``.
+    """
+
+    def __init__(
+        self,
+        source: QuantConv2d,
+        spec: CrossbarSpec,
+        settings: PimSimSettings,
+        streams: LayerStreams,
+        name: str = "",
+        datapath: str = "sum",
+    ) -> None:
+        super().__init__()
+        from crossnas.quant.epitome import EpitomeConv2d
+        from crossnas.quant.functions import act_qmax, act_step
+
+        assert isinstance(source, EpitomeConv2d)
+        if source.a_bits is None or source.w_bits is None:
+            raise CrossnasError(f"layer {name}: w_bits/a_bits are None; the PIM simulator needs quantized layers")
+        if datapath not in ("sum", "reactivate"):
+            raise CrossnasError(f"epitome.datapath: {datapath!r}; allowed: sum, reactivate")
+        e_out, e_in, kh, kw = source.epitome_shape
+        self.name = name
+        self.datapath = datapath
+        self.in_wrap, self.out_wrap = int(source.in_wrap), int(source.out_wrap)
+        self.in_channels, self.out_channels = int(source.in_channels), int(source.out_channels)
+        self.e_in = e_in
+        self.a_bits = int(source.a_bits)
+        self.signed_input = bool(source.signed_input)
+        self.act_clip: torch.Tensor
+        self.register_buffer("act_clip", source.act_clip.detach().clone())
+        extra = math.ceil(math.log2(self.in_wrap)) if datapath == "sum" and self.in_wrap > 1 else 0
+        if kh != kw:
+            raise CrossnasError(f"layer {name}: non-square epitome kernel {kh}x{kw} is not supported")
+        inner = QuantConv2d(e_in, e_out, kh, stride=int(source.stride[0]), padding=int(source.padding[0]),  # type: ignore[arg-type]
+                            bias=False, w_bits=int(source.w_bits), a_bits=self.a_bits + extra,
+                            signed_input=self.signed_input)
+        with torch.no_grad():
+            inner.weight.copy_(source.weight.detach())
+            step = act_step(self.act_clip, self.a_bits, self.signed_input)
+            inner.act_clip.copy_(step * act_qmax(self.a_bits + extra, self.signed_input))  # the same input step
+            inner.clip_initialised.fill_(True)
+        self.pim = PimConv2d(inner.to(source.weight.device).eval(), spec, settings, streams, name)
+
+    def _chunks(self, xq: torch.Tensor) -> torch.Tensor:
+        """The input-channel chunks stacked along the batch: ``(in_wrap * B, E_in, H, W)``."""
+        b, c = xq.shape[0], xq.shape[1]
+        pad = self.in_wrap * self.e_in - c
+        if pad > 0:
+            xq = torch.cat([xq, xq.new_zeros((b, pad, *xq.shape[2:]))], dim=1)
+        return xq.reshape(b, self.in_wrap, self.e_in, *xq.shape[2:]).transpose(0, 1).reshape(-1, self.e_in,
+                                                                                               *xq.shape[2:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from crossnas.quant.epitome import expand_channels, fold_channels
+
+        x_int, step = quantize_act_int(x.detach(), self.a_bits, self.act_clip, self.signed_input)
+        xq = x_int * step
+        if self.datapath == "sum" or self.in_wrap == 1:
+            y = self.pim(fold_channels(xq, self.e_in))
+        else:
+            b = x.shape[0]
+            y = self.pim(self._chunks(xq))
+            y = y.view(self.in_wrap, b, *y.shape[1:]).sum(0)
+        return expand_channels(y, self.out_channels)
+
+    def extra_repr(self) -> str:
+        return (f"name={self.name!r}, out_wrap={self.out_wrap}, in_wrap={self.in_wrap}, "
+                f"datapath={self.datapath!r}")

@@ -13,7 +13,7 @@ from torch import nn
 
 from crossnas.config.hardware import HardwareConfig
 from crossnas.errors import CrossnasError
-from crossnas.pimsim.layers import PimConv2d, PimLayer, PimLinear
+from crossnas.pimsim.layers import PimConv2d, PimEpitomeConv2d, PimLayer, PimLinear
 from crossnas.pimsim.mapping import LayerStreams, derive_seed
 from crossnas.pimsim.settings import CrossbarSpec, PimSimSettings
 from crossnas.quant import QuantConv2d, QuantLinear
@@ -53,9 +53,14 @@ def pim_layers(module: nn.Module) -> Iterator[PimLayer]:
 
 
 def _make_layer(
-    layer: nn.Module, spec: CrossbarSpec, settings: PimSimSettings, seed: int, index: int, name: str
-) -> PimLayer:
+    layer: nn.Module, spec: CrossbarSpec, settings: PimSimSettings, seed: int, index: int, name: str,
+    datapath: str = "sum",
+) -> nn.Module:
+    from crossnas.quant.epitome import EpitomeConv2d
+
     streams = LayerStreams(seed, index)
+    if isinstance(layer, EpitomeConv2d):  # only the epitome on the crossbars
+        return PimEpitomeConv2d(layer, spec, settings, streams, name, datapath)
     if isinstance(layer, QuantConv2d):
         return PimConv2d(layer, spec, settings, streams, name)
     assert isinstance(layer, QuantLinear)
@@ -98,7 +103,7 @@ def simulate_model(
     sim = copy.deepcopy(module).eval()
     quant_types = (QuantConv2d, QuantLinear)
     if isinstance(sim, quant_types):
-        sim = _make_layer(sim, spec, settings, seed, 0, "")
+        sim = _make_layer(sim, spec, settings, seed, 0, "", hardware.epitome.datapath)
     else:
         index = 0
         for parent_name, parent in list(sim.named_modules()):
@@ -106,7 +111,8 @@ def simulate_model(
                 if isinstance(child, quant_types):
                     full = f"{parent_name}.{child_name}" if parent_name else child_name
                     setattr(
-                        parent, child_name, _make_layer(child, spec, settings, seed, index, full)
+                        parent, child_name,
+                        _make_layer(child, spec, settings, seed, index, full, hardware.epitome.datapath),
                     )
                     index += 1
                 elif isinstance(child, (nn.Conv2d, nn.Linear)) and not isinstance(child, PimLayer):

@@ -181,8 +181,9 @@ def evaluate_model_dir(ctx: PipelineContext, model_dir: Path) -> dict[str, Any]:
     data = ctx.data
     x, y = (data.test_x, data.test_y) if ev.split == "test" else (data.val_x, data.val_y)
     hw = evaluation_hardware(ctx, loaded.hardware)
+    calibration_x = data.train_x[:CALIBRATION_IMAGES]
     res = pim_accuracy(loaded.module, hw, x, y, mc_runs=ev.mc_runs, seed=ev.seed, batch_size=ev.batch_size,
-                       calibration_x=data.train_x[:CALIBRATION_IMAGES])
+                       calibration_x=calibration_x)
     net = arch_to_network_dict(loaded.spec, loaded.space, loaded.input_shape, loaded.n_classes)
     cost = cost_network(net, loaded.hardware)
     out = {
@@ -198,7 +199,42 @@ def evaluate_model_dir(ctx: PipelineContext, model_dir: Path) -> dict[str, Any]:
         "simulated_hardware": hw.model_dump(mode="json"),
         **cost,
     }
+    if ev.drift_times_s and device_drifts(hw):
+        out["pim_accuracy_vs_time"] = accuracy_vs_time(
+            loaded.module, hw, x, y, ev.drift_times_s, mc_runs=ev.drift_mc_runs, seed=ev.seed,
+            batch_size=ev.batch_size, calibration_x=calibration_x)
     write_json(model_dir / "evaluation.json", out)
+    return out
+
+
+def device_drifts(hardware: Any) -> bool:
+    """Whether the simulated cells drift (``noise_model: pcm`` or a drift exponent)."""
+    dev = hardware.device
+    return dev.noise_model == "pcm" or dev.drift_nu > 0 or dev.drift_nu_std > 0
+
+
+def accuracy_vs_time(module: Any, hardware: Any, x: Any, y: Any, times_s: Any, *, mc_runs: int, seed: int,
+                     batch_size: int, calibration_x: Any) -> dict[str, Any]:
+    """PIM accuracy at each time after programming, with and without drift compensation.
+
+    The same chips (seeds) at every time: the programming noise and drift exponents are
+    drawn once per chip, only the time they have drifted for changes.
+
+    Returns:
+        ``{"times_s": [...], "mc_runs": n, "compensated": [{"mean", "std"}...],
+        "uncompensated": [...]}`` (fractions 0..1).
+    """
+    from crossnas.pimsim import pim_accuracy
+
+    out: dict[str, Any] = {"times_s": [float(t) for t in times_s], "mc_runs": mc_runs}
+    for key, comp in (("compensated", True), ("uncompensated", False)):
+        points = []
+        for t in times_s:
+            hw_t = hardware.with_updates(device={"time_s": float(t), "drift_compensation": comp})
+            r = pim_accuracy(module, hw_t, x, y, mc_runs=mc_runs, seed=seed, batch_size=batch_size,
+                             calibration_x=calibration_x)
+            points.append({"mean": r.mean, "std": r.std})
+        out[key] = points
     return out
 
 
@@ -246,9 +282,10 @@ def run_summary(root: Path) -> dict[str, Any]:
             e = read_json(d / "evaluation.json", "evaluation")
             m = read_json(d / "model.json", "model")
             winners.append({"label": d.name, "w_acc": m.get("metrics", {}).get("w_acc"), "arch": e["arch"],
-                            **{k: e[k] for k in _FIGURES}, "dir": str(d)})
+                            **{k: e[k] for k in _FIGURES}, "crossbars": e.get("crossbars"), "dir": str(d)})
     return {
         **{k: ev[k] for k in _FIGURES},
+        "crossbars": ev.get("crossbars"),  # the winner's total (the cost report's "crossbars")
         "search_time_h": search_h,
         "winner_dir": str(paths.winner),
         "arch": ev["arch"],

@@ -11,10 +11,21 @@ must reproduce these numbers exactly):
   ``step = clip / (2**b - 1)`` and ``x_int = round(clamp(x, 0, clip) / step)``; signed
   inputs (the network input) use ``step = clip / (2**(b-1) - 1)`` and a symmetric clamp.
 * The quantized product is ``step_x * step_w[c] * (x_int @ w_int)``: integers times scales.
+* **Epitomes** (:mod:`crossnas.quant.epitome`): the stored epitome is quantized per epitome
+  output channel, a scale shared by every logical channel wrapped onto that column.
 """
 
 from __future__ import annotations
 
+from crossnas.quant.epitome import (
+    EpitomeConv2d,
+    densify,
+    epitome_channels,
+    epitome_conv2d,
+    expand_channels,
+    expand_epitome,
+    fold_channels,
+)
 from crossnas.quant.functions import (
     act_qmax,
     add_weight_noise,
@@ -27,12 +38,19 @@ from crossnas.quant.functions import (
 from crossnas.quant.modules import QuantConv2d, QuantLinear, update_clip
 
 __all__ = [
+    "EpitomeConv2d",
     "QuantConv2d",
     "QuantLinear",
     "act_qmax",
     "add_weight_noise",
+    "densify",
+    "epitome_channels",
+    "epitome_conv2d",
+    "expand_channels",
+    "expand_epitome",
     "fake_quant_act",
     "fake_quant_weight",
+    "fold_channels",
     "quantize_act_int",
     "quantize_weight_int",
     "update_clip",

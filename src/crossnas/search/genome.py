@@ -1,8 +1,10 @@
 """The joint genome: network genes, quantization genes and hardware genes.
 
-A genome is an integer vector of shape ``(4 * n_layers + n_hw,)``: per choice layer
-``[block, width, w_bits, a_bits]`` as indices into the space's choice lists (the layout of
-:meth:`ArchSpec.encode`), then one index per searched hardware gene (in config order).
+A genome is an integer vector of shape ``(g * n_layers + n_hw,)``: per choice layer
+``[block, width, w_bits, a_bits]`` as indices into the space's choice lists, plus
+``epitome`` when the space searches epitomes (``g`` = 4 or 5,
+:func:`crossnas.space.arch.genes_per_layer`; the layout of :meth:`ArchSpec.encode`),
+then one index per searched hardware gene (in config order).
 Genomes are canonical: a skip layer's width and bit genes are 0, so two vectors that
 describe the same network and hardware are equal, and so are their keys.
 
@@ -25,10 +27,11 @@ from crossnas.config.hardware import HardwareConfig
 from crossnas.config.search import apply_hardware_genes
 from crossnas.config.space import SpaceConfig
 from crossnas.errors import CrossnasError
-from crossnas.space.arch import ArchSpec, max_pools
+from crossnas.space.arch import BASE_GENES, ArchSpec, genes_per_layer, max_pools
 from crossnas.space.mnsim import arch_to_network_dict
 
-GENES_PER_LAYER = 4
+GENES_PER_LAYER = BASE_GENES
+"""Genes of every layer without epitomes (``GenomeSpace.genes_per_layer`` is the space's count)."""
 _BLOCK, _WIDTH, _WBITS, _ABITS = range(4)
 
 
@@ -82,7 +85,8 @@ class GenomeSpace:
         self.n_classes = int(n_classes)
         self.input_hw = int(self.input_shape[1])
         self.n_layers = space.n_layers
-        self.n_arch = GENES_PER_LAYER * space.n_layers
+        self.genes_per_layer = genes_per_layer(space)
+        self.n_arch = self.genes_per_layer * space.n_layers
         self.cardinalities = np.concatenate(
             [ArchSpec.gene_cardinalities(space), np.array([len(c) for c in self.hw_choices], dtype=np.int64)]
         ).astype(np.int64)
@@ -92,8 +96,8 @@ class GenomeSpace:
         if not search_bits:
             for i in range(self.n_layers):
                 for g, choices in ((_WBITS, space.w_bits), (_ABITS, space.a_bits)):
-                    self.template[GENES_PER_LAYER * i + g] = len(choices) - 1
-                    self.free[GENES_PER_LAYER * i + g] = False
+                    self.template[self.genes_per_layer * i + g] = len(choices) - 1
+                    self.free[self.genes_per_layer * i + g] = False
         for idx, val in (frozen or {}).items():
             if not 0 <= idx < self.n_genes or not 0 <= val < self.cardinalities[idx]:
                 raise CrossnasError(f"frozen gene {idx}={val} is outside the genome")
@@ -110,22 +114,22 @@ class GenomeSpace:
 
     # ---- names -------------------------------------------------------------------------
     def gene_names(self) -> list[str]:
-        """One name per gene: ``L0.block, L0.width, L0.w_bits, L0.a_bits, ..., hw.<path>``."""
-        out = []
-        for i in range(self.n_layers):
-            out += [f"L{i}.block", f"L{i}.width", f"L{i}.w_bits", f"L{i}.a_bits"]
+        """One name per gene: ``L0.block, L0.width, L0.w_bits, L0.a_bits[, L0.epitome], ..., hw.<path>``."""
+        kinds = ("block", "width", "w_bits", "a_bits", "epitome")[: self.genes_per_layer]
+        out = [f"L{i}.{k}" for i in range(self.n_layers) for k in kinds]
         return out + [f"hw.{p}" for p in self.hw_paths]
 
     def gene_choices(self) -> list[tuple[Any, ...]]:
         """The value list of every gene (same order as :meth:`gene_names`)."""
-        one = [self.space.blocks, self.space.widths, self.space.w_bits, self.space.a_bits]
+        s = self.space
+        one = [s.blocks, s.widths, s.w_bits, s.a_bits, s.epitome][: self.genes_per_layer]
         return [tuple(c) for _ in range(self.n_layers) for c in one] + list(self.hw_choices)
 
     # ---- canonical form and keys ------------------------------------------------------------
     def canonical(self, vec: np.ndarray) -> np.ndarray:
         """Frozen genes from the template, skip layers' other genes zeroed."""
         v = np.where(self.free, np.asarray(vec, dtype=np.int64), self.template)
-        arch = v[: self.n_arch].reshape(self.n_layers, GENES_PER_LAYER)
+        arch = v[: self.n_arch].reshape(self.n_layers, self.genes_per_layer)
         skip_idx = self.space.blocks.index("skip") if "skip" in self.space.blocks else -1
         if skip_idx >= 0:
             arch[arch[:, _BLOCK] == skip_idx, 1:] = 0
@@ -184,7 +188,7 @@ class GenomeSpace:
     def is_valid(self, vec: np.ndarray) -> bool:
         """Network rules (at least one non-skip layer, pooling depth) and valid hardware."""
         v = np.asarray(vec)
-        blocks = v[: self.n_arch : GENES_PER_LAYER]
+        blocks = v[: self.n_arch : self.genes_per_layer]
         names = self.space.blocks
         if all(names[b] == "skip" for b in blocks):
             return False
@@ -237,8 +241,10 @@ class GenomeSpace:
         return out
 
     def arch_gene_indices(self, which: Sequence[int]) -> list[int]:
-        """Indices of per-layer gene kinds (0 block, 1 width, 2 w_bits, 3 a_bits)."""
-        return [GENES_PER_LAYER * i + g for i in range(self.n_layers) for g in which]
+        """Indices of per-layer gene kinds (0 block, 1 width, 2 w_bits, 3 a_bits, 4 epitome);
+        a kind the genome does not have (epitome in a space without epitomes) has none."""
+        g = self.genes_per_layer
+        return [g * i + k for i in range(self.n_layers) for k in which if k < g]
 
     def hw_gene_indices(self) -> list[int]:
         return list(range(self.n_arch, self.n_genes))

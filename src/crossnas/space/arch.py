@@ -3,10 +3,13 @@
 String form, one token per choice layer joined by ``-``:
 ``V64w7a5`` (vgg, 64 wide, 7-bit weights, 5-bit activations), ``v`` = vgg_nopool,
 ``R`` = residual, ``S`` = skip (no width or bits). Example: ``V32w9a9-S-R64w5a7``.
+A block stored as epitomes (EPIM) carries its wrap factor as a suffix, ``V64w7a5e2``; a
+dense block (``m = 1``) has none (``...e1`` parses, and prints without it).
 
-Integer vector (for search operators): 4 genes per layer, ``[block, width, w_bits,
-a_bits]`` as indices into the space's choice lists; a skip layer's other genes are
-ignored (canonically 0).
+Integer vector (for search operators): per layer ``[block, width, w_bits, a_bits]`` as
+indices into the space's choice lists, plus ``epitome`` when the space has epitome
+choices (:func:`genes_per_layer`: 4, or 5 with ``space.epitome`` other than ``(1,)``); a
+skip layer's other genes are ignored (canonically 0).
 
 Validity: at least one non-skip layer; the number of ``vgg`` (pooling) blocks must
 leave a feature map at least ``head.pool`` wide. A ``skip`` is the identity, so the
@@ -29,22 +32,46 @@ from crossnas.errors import CrossnasError
 
 _CODE = {"vgg": "V", "vgg_nopool": "v", "residual": "R", "skip": "S"}
 _NAME = {v: k for k, v in _CODE.items()}
-_TOKEN = re.compile(r"^([VvR])(\d+)w(\d+)a(\d+)$")
+_TOKEN = re.compile(r"^([VvR])(\d+)w(\d+)a(\d+)(?:e(\d+))?$")
+BASE_GENES = 4
+"""Genes of every choice layer: block, width, w_bits, a_bits (then epitome, if searched)."""
+EPITOME_GENE = 4
+"""Index of the epitome gene within a layer's genes (present when :func:`genes_per_layer` is 5)."""
+
+
+def genes_per_layer(space: SpaceConfig) -> int:
+    """Genes per choice layer: 4, plus the epitome gene when ``space.searches_epitome``."""
+    return BASE_GENES + int(space.searches_epitome)
+
+
+def epitome_wraps(m: int, c_in: int, c_out: int) -> tuple[int, int]:
+    """``(out_wrap, in_wrap)`` of one conv of a block with epitome gene ``m``.
+
+    Both wraps are ``m``, each clamped to the conv's channels (a wrap cannot exceed them:
+    a 1-channel image input stays unwrapped, a 3-channel one wraps at most 3 times).
+    """
+    return min(m, c_out), min(m, c_in)
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One choice layer. For ``skip``, width and bits are 0."""
+    """One choice layer. For ``skip``, width and bits are 0 (and ``epitome`` 1).
+
+    ``epitome``: the wrap factor ``m`` of the block's convs (1 = dense;
+    :func:`epitome_wraps` gives each conv's wraps).
+    """
 
     block: str
     width: int = 0
     w_bits: int = 0
     a_bits: int = 0
+    epitome: int = 1
 
     def to_token(self) -> str:
         if self.block == "skip":
             return "S"
-        return f"{_CODE[self.block]}{self.width}w{self.w_bits}a{self.a_bits}"
+        tail = f"e{self.epitome}" if self.epitome != 1 else ""
+        return f"{_CODE[self.block]}{self.width}w{self.w_bits}a{self.a_bits}{tail}"
 
 
 @dataclass(frozen=True)
@@ -69,14 +96,20 @@ class ArchSpec:
             m = _TOKEN.match(tok)
             if not m:
                 raise CrossnasError(
-                    f"arch {text!r}: bad token {tok!r}; expected e.g. V64w7a5 (V=vgg, v=vgg_nopool, R=residual) or S (skip)"
+                    f"arch {text!r}: bad token {tok!r}; expected e.g. V64w7a5 (V=vgg, v=vgg_nopool, R=residual; "
+                    "an epitome wrap factor as a suffix: V64w7a5e2) or S (skip)"
                 )
-            layers.append(LayerSpec(_NAME[m.group(1)], int(m.group(2)), int(m.group(3)), int(m.group(4))))
+            epi = int(m.group(5)) if m.group(5) is not None else 1
+            if epi < 1:
+                raise CrossnasError(f"arch {text!r}: token {tok!r}: the epitome wrap factor must be >= 1")
+            layers.append(LayerSpec(_NAME[m.group(1)], int(m.group(2)), int(m.group(3)), int(m.group(4)), epi))
         return cls(tuple(layers))
 
     def to_json(self) -> list[dict[str, object]]:
+        """One object per layer; ``epitome`` only for epitome blocks (``m > 1``)."""
         return [
-            {"block": layer.block, "width": layer.width, "w_bits": layer.w_bits, "a_bits": layer.a_bits}
+            {"block": layer.block, "width": layer.width, "w_bits": layer.w_bits, "a_bits": layer.a_bits,
+             **({"epitome": layer.epitome} if layer.epitome != 1 else {})}
             for layer in self.layers
         ]
 
@@ -96,9 +129,10 @@ class ArchSpec:
                 layers.append(LayerSpec("skip"))
             else:
                 try:
-                    layers.append(LayerSpec(str(d["block"]), int(d["width"]), int(d["w_bits"]), int(d["a_bits"])))
+                    epi = int(d.get("epitome", 1))
+                    layers.append(LayerSpec(str(d["block"]), int(d["width"]), int(d["w_bits"]), int(d["a_bits"]), epi))
                 except (KeyError, TypeError, ValueError) as exc:
-                    raise CrossnasError(f"arch layer {i}: needs integer width, w_bits, a_bits") from exc
+                    raise CrossnasError(f"arch layer {i}: needs integer width, w_bits, a_bits (and epitome)") from exc
         return cls(tuple(layers))
 
     def dumps(self) -> str:
@@ -106,43 +140,50 @@ class ArchSpec:
 
     # ---- integer vector ------------------------------------------------------------
     def encode(self, space: SpaceConfig) -> np.ndarray:
-        """Integer vector of shape ``(4 * n_layers,)`` (indices into the choice lists)."""
+        """Integer vector of shape ``(genes_per_layer(space) * n_layers,)`` (indices into the choice lists)."""
         self.validate(space)
-        out = np.zeros((len(self.layers), 4), dtype=np.int64)
+        g = genes_per_layer(space)
+        out = np.zeros((len(self.layers), g), dtype=np.int64)
         for i, layer in enumerate(self.layers):
             out[i, 0] = space.blocks.index(layer.block)
             if layer.block != "skip":
                 out[i, 1] = space.widths.index(layer.width)
                 out[i, 2] = space.w_bits.index(layer.w_bits)
                 out[i, 3] = space.a_bits.index(layer.a_bits)
+                if g > BASE_GENES:
+                    out[i, EPITOME_GENE] = space.epitome.index(layer.epitome)
         return out.reshape(-1)
 
     @classmethod
     def decode(cls, vec: Sequence[int] | np.ndarray, space: SpaceConfig) -> ArchSpec:
         """Inverse of :meth:`encode`; skip layers ignore their other genes."""
         arr = np.asarray(vec, dtype=np.int64).reshape(-1)
-        if arr.size != 4 * space.n_layers:
-            raise CrossnasError(f"arch vector has {arr.size} genes, the space needs {4 * space.n_layers}")
+        g = genes_per_layer(space)
+        if arr.size != g * space.n_layers:
+            raise CrossnasError(f"arch vector has {arr.size} genes, the space needs {g * space.n_layers}")
         layers = []
         for i in range(space.n_layers):
-            b, w, wb, ab = (int(x) for x in arr[4 * i : 4 * i + 4])
+            genes = [int(x) for x in arr[g * i : g * i + g]]
+            b = genes[0]
             if not 0 <= b < len(space.blocks):
-                raise CrossnasError(f"arch vector gene {4 * i}: block index {b} out of range")
+                raise CrossnasError(f"arch vector gene {g * i}: block index {b} out of range")
             name = space.blocks[b]
             if name == "skip":
                 layers.append(LayerSpec("skip"))
                 continue
-            for g, (idx, choices) in enumerate(((w, space.widths), (wb, space.w_bits), (ab, space.a_bits))):
+            lists = (space.widths, space.w_bits, space.a_bits, space.epitome)[: g - 1]
+            for j, (idx, choices) in enumerate(zip(genes[1:], lists, strict=True)):
                 if not 0 <= idx < len(choices):
-                    raise CrossnasError(f"arch vector gene {4 * i + 1 + g}: index {idx} out of range")
-            layers.append(LayerSpec(name, space.widths[w], space.w_bits[wb], space.a_bits[ab]))
+                    raise CrossnasError(f"arch vector gene {g * i + 1 + j}: index {idx} out of range")
+            epi = space.epitome[genes[EPITOME_GENE]] if g > BASE_GENES else space.epitome[0]
+            layers.append(LayerSpec(name, space.widths[genes[1]], space.w_bits[genes[2]], space.a_bits[genes[3]], epi))
         return cls(tuple(layers))
 
     @staticmethod
     def gene_cardinalities(space: SpaceConfig) -> np.ndarray:
-        """Number of choices of each gene, shape ``(4 * n_layers,)``."""
-        one = [len(space.blocks), len(space.widths), len(space.w_bits), len(space.a_bits)]
-        return np.array(one * space.n_layers, dtype=np.int64)
+        """Number of choices of each gene, shape ``(genes_per_layer(space) * n_layers,)``."""
+        one = [len(space.blocks), len(space.widths), len(space.w_bits), len(space.a_bits), len(space.epitome)]
+        return np.array(one[: genes_per_layer(space)] * space.n_layers, dtype=np.int64)
 
     # ---- validity ------------------------------------------------------------------
     def problems(self, space: SpaceConfig, input_hw: int | None = None) -> list[str]:
@@ -162,6 +203,8 @@ class ArchSpec:
                 out.append(f"layer {i}: w_bits {layer.w_bits} not in {list(space.w_bits)}")
             if layer.a_bits not in space.a_bits:
                 out.append(f"layer {i}: a_bits {layer.a_bits} not in {list(space.a_bits)}")
+            if layer.epitome not in space.epitome:
+                out.append(f"layer {i}: epitome {layer.epitome} not in {list(space.epitome)}")
         if all(layer.block == "skip" for layer in self.layers):
             out.append("needs at least one non-skip layer")
         if input_hw is not None and self.n_pools > max_pools(input_hw, space.head.pool):

@@ -7,6 +7,11 @@ data exactly: a block's bits apply to all its layers (pool included); residual
 shortcut = 1x1 conv reading the block input (``input_index``) then ``element_sum``;
 head = max pool with kernel = stride = map/pool (omitted when the map already is
 ``pool`` wide), ``view``, FC layers with ReLU between, the head's bits.
+
+Epitomes: every conv of a block with epitome gene ``m > 1`` (the residual shortcut
+included, as the block's bits) carries ``"epitome": {"out_wrap": ..., "in_wrap": ...}``
+with the wraps of :func:`crossnas.space.arch.epitome_wraps` (``m`` clamped to the conv's
+channels; omitted where both clamp to 1). The head's FC layers are never wrapped.
 """
 
 from __future__ import annotations
@@ -14,7 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 from crossnas.config.space import SpaceConfig
-from crossnas.space.arch import ArchSpec
+from crossnas.space.arch import ArchSpec, epitome_wraps
+
+
+def _epitome(m: int, cin: int, cout: int) -> dict[str, Any]:
+    """The ``epitome`` entry of a conv of a block with epitome gene ``m`` (empty when dense)."""
+    mo, mi = epitome_wraps(m, cin, cout)
+    return {"epitome": {"out_wrap": mo, "in_wrap": mi}} if (mo, mi) != (1, 1) else {}
 
 
 def arch_to_network_dict(
@@ -42,27 +53,27 @@ def arch_to_network_dict(
     for layer in spec.layers:
         if layer.block == "skip":
             continue
-        wb, ab, out = layer.w_bits, layer.a_bits, layer.width
+        wb, ab, out, m = layer.w_bits, layer.a_bits, layer.width, layer.epitome
         conv = {"type": "conv", "kernel_size": 3, "padding": 1, "stride": 1}
         if layer.block in ("vgg", "vgg_nopool"):
-            add({**conv, "in_channels": cur_c, "out_channels": out}, wb, ab)
+            add({**conv, "in_channels": cur_c, "out_channels": out, **_epitome(m, cur_c, out)}, wb, ab)
             add({"type": "bn", "features": out}, wb, ab)
             add({"type": "relu"}, wb, ab)
-            add({**conv, "in_channels": out, "out_channels": out}, wb, ab)
+            add({**conv, "in_channels": out, "out_channels": out, **_epitome(m, out, out)}, wb, ab)
             add({"type": "bn", "features": out}, wb, ab)
             add({"type": "relu"}, wb, ab)
             if layer.block == "vgg":
                 add({"type": "pooling", "mode": "MAX", "kernel_size": 2, "stride": 2}, wb, ab)
                 cur_hw //= 2
         elif layer.block == "residual":
-            add({**conv, "in_channels": cur_c, "out_channels": out}, wb, ab)
+            add({**conv, "in_channels": cur_c, "out_channels": out, **_epitome(m, cur_c, out)}, wb, ab)
             add({"type": "bn", "features": out}, wb, ab)
             add({"type": "relu"}, wb, ab)
-            add({**conv, "in_channels": out, "out_channels": out}, wb, ab)
+            add({**conv, "in_channels": out, "out_channels": out, **_epitome(m, out, out)}, wb, ab)
             add({"type": "bn", "features": out}, wb, ab)
             add(
                 {"type": "conv", "in_channels": cur_c, "out_channels": out, "kernel_size": 1,
-                 "padding": 0, "stride": 1, "input_index": [-6]},
+                 "padding": 0, "stride": 1, "input_index": [-6], **_epitome(m, cur_c, out)},
                 wb, ab,
             )
             add({"type": "element_sum", "input_index": [-1, -3]}, wb, ab)

@@ -10,6 +10,13 @@ quantization convention derives the step from clip and bits), so one value per
 (layer, block, conv, signedness) is kept: an EMA of the batch max ``|x|`` over the
 training paths that used it, re-estimated for one path by
 :meth:`crossnas.supernet.Supernet.recalibrate`.
+
+Epitomes (EPIM): a conv run with wrap factor ``m > 1`` uses as its epitome the first
+``E_out x E_in`` channels of the shared weight (``E_out = ceil(out / out_wrap)``,
+``E_in = ceil(in / in_wrap)``, wraps from :func:`crossnas.space.arch.epitome_wraps`), the
+same prefix slice a narrower dense width would use, and applies it in the chunk-sum form
+(:func:`crossnas.quant.epitome_conv2d`); its weights are quantized per epitome output
+channel. So a dense path and an epitome path of one block share their leading weights.
 """
 
 from __future__ import annotations
@@ -21,8 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crossnas.quant import add_weight_noise, fake_quant_act, fake_quant_weight, update_clip
+from crossnas.quant import (
+    add_weight_noise,
+    epitome_channels,
+    epitome_conv2d,
+    fake_quant_act,
+    fake_quant_weight,
+    update_clip,
+)
 from crossnas.quant.modules import CLIP_MOMENTUM
+from crossnas.space.arch import epitome_wraps
 
 
 @dataclass(frozen=True)
@@ -65,10 +80,19 @@ class ElasticConv2d(nn.Module):
         self.register_buffer("clip_initialised", torch.zeros(2, dtype=torch.bool))
 
     def forward(
-        self, x: torch.Tensor, out: int, w_bits: int | None, a_bits: int | None, signed: bool, mode: _Mode
+        self, x: torch.Tensor, out: int, w_bits: int | None, a_bits: int | None, signed: bool, mode: _Mode,
+        epitome: int = 1,
     ) -> torch.Tensor:
-        """Convolves ``x`` (``(B, in, H, W)``) with the first ``out`` filters."""
-        w = self.weight[:out, : x.shape[1]]
+        """Convolves ``x`` (``(B, in, H, W)``) with the first ``out`` filters, or, for
+        ``epitome = m > 1``, with the epitome of the first ``E_out`` filters' first ``E_in``
+        inputs wrapped onto ``out`` outputs (module docstring)."""
+        c_in = x.shape[1]
+        m_out, m_in = epitome_wraps(epitome, c_in, out)
+        wrapped = (m_out, m_in) != (1, 1)
+        if wrapped:
+            w = self.weight[: epitome_channels(out, m_out), : epitome_channels(c_in, m_in)]
+        else:
+            w = self.weight[:out, :c_in]
         if a_bits is not None:
             i = int(signed)
             clip = self.act_clip[i]
@@ -79,10 +103,13 @@ class ElasticConv2d(nn.Module):
             w = fake_quant_weight(w, w_bits)
         if mode.noise > 0 or mode.noise_abs > 0:
             w = add_weight_noise(w, mode.noise, mode.noise_abs)
+        if wrapped:
+            return epitome_conv2d(x, w, out, 1, self.padding)
         return F.conv2d(x, w, None, 1, self.padding)
 
     def copy_to(self, dst: nn.Conv2d, signed: bool) -> None:
-        """Copies the active slice (``dst``'s shape) and the clip into a static conv."""
+        """Copies the active slice (``dst``'s weight shape: the epitome's for an
+        :class:`~crossnas.quant.EpitomeConv2d`) and the clip into a static conv."""
         with torch.no_grad():
             o, i = dst.weight.shape[:2]
             dst.weight.copy_(self.weight[:o, :i])

@@ -25,7 +25,11 @@ Structure of :class:`StaticNet` (mirrors :func:`crossnas.space.arch_to_network_d
   different scale, which measurably slowed supernet training.
 
 Quantization: a block's ``w_bits``/``a_bits`` apply to all its convs; the head uses the
-space's head bits. The conv(s) reading the network input (the first non-skip block's
+space's head bits. Epitomes: a block with epitome gene ``m > 1`` makes each of its convs
+(the shortcut included) an :class:`crossnas.quant.EpitomeConv2d` (a ``QuantConv2d``
+subclass whose weight is the epitome) with the wraps of
+:func:`crossnas.space.arch.epitome_wraps`; a conv whose wraps both clamp to 1 stays a
+plain ``QuantConv2d``. The conv(s) reading the network input (the first non-skip block's
 first conv and shortcut) quantize a *signed* input; every other input follows a ReLU
 and is unsigned. With ``space.quantize = False`` all bits are ``None`` (float).
 """
@@ -40,8 +44,8 @@ import torch
 from torch import nn
 
 from crossnas.config.space import SpaceConfig
-from crossnas.quant import QuantConv2d, QuantLinear
-from crossnas.space.arch import ArchSpec, LayerSpec
+from crossnas.quant import EpitomeConv2d, QuantConv2d, QuantLinear
+from crossnas.space.arch import ArchSpec, LayerSpec, epitome_wraps
 
 
 def head_pool_kernel(hw: int, pool: int) -> int:
@@ -84,6 +88,20 @@ def _bits(space: SpaceConfig, layer: LayerSpec | None) -> tuple[int | None, int 
     return layer.w_bits, layer.a_bits
 
 
+def quant_conv(
+    cin: int, cout: int, kernel_size: int, padding: int, *, epitome: int = 1, w_bits: int | None,
+    a_bits: int | None, signed_input: bool = False,
+) -> QuantConv2d:
+    """A block's conv: a :class:`QuantConv2d`, or an :class:`EpitomeConv2d` when the
+    block's epitome gene wraps it (``epitome_wraps(epitome, cin, cout) != (1, 1)``)."""
+    m_out, m_in = epitome_wraps(epitome, cin, cout)
+    if (m_out, m_in) == (1, 1):
+        return QuantConv2d(cin, cout, kernel_size, padding=padding, w_bits=w_bits, a_bits=a_bits,
+                           signed_input=signed_input)
+    return EpitomeConv2d(cin, cout, kernel_size, padding=padding, out_wrap=m_out, in_wrap=m_in, w_bits=w_bits,
+                         a_bits=a_bits, signed_input=signed_input)
+
+
 class VGGBlock(nn.Sequential):
     """conv3x3-BN-ReLU-conv3x3-BN-ReLU, then maxpool2x2 (``pool=True``) or nothing."""
 
@@ -93,13 +111,15 @@ class VGGBlock(nn.Sequential):
     bn2: nn.BatchNorm2d
 
     def __init__(
-        self, cin: int, cout: int, *, w_bits: int | None, a_bits: int | None, signed_input: bool, pool: bool
+        self, cin: int, cout: int, *, w_bits: int | None, a_bits: int | None, signed_input: bool, pool: bool,
+        epitome: int = 1,
     ) -> None:
         mods: dict[str, nn.Module] = {
-            "conv1": QuantConv2d(cin, cout, 3, padding=1, w_bits=w_bits, a_bits=a_bits, signed_input=signed_input),
+            "conv1": quant_conv(cin, cout, 3, 1, epitome=epitome, w_bits=w_bits, a_bits=a_bits,
+                                signed_input=signed_input),
             "bn1": nn.BatchNorm2d(cout),
             "relu1": nn.ReLU(),
-            "conv2": QuantConv2d(cout, cout, 3, padding=1, w_bits=w_bits, a_bits=a_bits),
+            "conv2": quant_conv(cout, cout, 3, 1, epitome=epitome, w_bits=w_bits, a_bits=a_bits),
             "bn2": nn.BatchNorm2d(cout),
             "relu2": nn.ReLU(),
         }
@@ -111,14 +131,17 @@ class VGGBlock(nn.Sequential):
 class ResidualBlock(nn.Module):
     """conv3x3-BN-ReLU-conv3x3-BN + 1x1 conv shortcut (reads the block input), sum, ReLU."""
 
-    def __init__(self, cin: int, cout: int, *, w_bits: int | None, a_bits: int | None, signed_input: bool) -> None:
+    def __init__(
+        self, cin: int, cout: int, *, w_bits: int | None, a_bits: int | None, signed_input: bool, epitome: int = 1
+    ) -> None:
         super().__init__()
-        self.conv1 = QuantConv2d(cin, cout, 3, padding=1, w_bits=w_bits, a_bits=a_bits, signed_input=signed_input)
+        m, wb, ab = epitome, w_bits, a_bits
+        self.conv1 = quant_conv(cin, cout, 3, 1, epitome=m, w_bits=wb, a_bits=ab, signed_input=signed_input)
         self.bn1 = nn.BatchNorm2d(cout)
         self.relu1 = nn.ReLU()
-        self.conv2 = QuantConv2d(cout, cout, 3, padding=1, w_bits=w_bits, a_bits=a_bits)
+        self.conv2 = quant_conv(cout, cout, 3, 1, epitome=m, w_bits=wb, a_bits=ab)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = QuantConv2d(cin, cout, 1, w_bits=w_bits, a_bits=a_bits, signed_input=signed_input)
+        self.shortcut = quant_conv(cin, cout, 1, 0, epitome=m, w_bits=wb, a_bits=ab, signed_input=signed_input)
         self.bn_sc = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU()
 
@@ -188,11 +211,13 @@ def build_static(
         w_bits, a_bits = _bits(space, layer)
         if layer.block in ("vgg", "vgg_nopool"):
             pool = layer.block == "vgg"
-            blocks.append(VGGBlock(cur_c, layer.width, w_bits=w_bits, a_bits=a_bits, signed_input=signed, pool=pool))
+            blocks.append(VGGBlock(cur_c, layer.width, w_bits=w_bits, a_bits=a_bits, signed_input=signed, pool=pool,
+                                   epitome=layer.epitome))
             if pool:
                 cur_hw //= 2
         elif layer.block == "residual":
-            blocks.append(ResidualBlock(cur_c, layer.width, w_bits=w_bits, a_bits=a_bits, signed_input=signed))
+            blocks.append(ResidualBlock(cur_c, layer.width, w_bits=w_bits, a_bits=a_bits, signed_input=signed,
+                                        epitome=layer.epitome))
         else:  # pragma: no cover - SpaceConfig validates block names
             raise ValueError(f"unknown block {layer.block}")
         cur_c, signed = layer.width, False
