@@ -1,0 +1,93 @@
+"""EPIM epitomes: crossbars vs accuracy of one fixed network at wrap m in {1, 2, 4}.
+
+The same architecture with every choice layer wrapped m times (``e2``/``e4`` suffix) is
+trained from scratch on digits (quantization-aware, the digits retrain settings), then
+scored digitally (quantized test accuracy) and on simulated crossbars (the digits
+evaluation chip: 2 % conductance variation, Monte-Carlo mean), and costed (crossbars of
+the wrapped layers and of the whole network, area, energy; ``cost_mode=corrected`` so that
+bits per cell count, and ``mnsim``). Seeds are averaged. Prints progress lines and, last,
+one JSON object.
+
+Usage: ``python benchmarks/epitome.py [--arch V32w7a7-R64w7a7-V64w7a7-R64w7a7] [--seeds 2]
+[--epochs 60] [--crossbar 64]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from crossnas.config.data import DataConfig
+from crossnas.config.hardware import HardwareConfig
+from crossnas.config.space import SpaceConfig
+from crossnas.config.train import TrainConfig
+from crossnas.data import load_data
+from crossnas.hw import cost_network
+from crossnas.pimsim import pim_accuracy
+from crossnas.space.arch import ArchSpec
+from crossnas.space.mnsim import arch_to_network_dict
+from crossnas.supernet import build_static
+from crossnas.train.static import train_static
+
+
+def wrapped(arch: str, m: int) -> ArchSpec:
+    toks = [t if t == "S" or m == 1 else f"{t}e{m}" for t in arch.split("-")]
+    return ArchSpec.from_string("-".join(toks))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default="V32w7a7-R64w7a7-V64w7a7-R64w7a7")
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--crossbar", type=int, default=64)
+    ap.add_argument("--mc", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    space = SpaceConfig(n_layers=4, widths=(16, 32, 64), w_bits=(5, 7, 9), a_bits=(5, 7, 9), epitome=(1, 2, 4),
+                        head={"pool": 2, "fc": (), "dropout": 0.2})
+    data_cfg = DataConfig()
+    data = load_data(data_cfg)
+    train_cfg = TrainConfig(epochs=args.epochs, lr=0.02, weight_noise=0.02)
+    hw = HardwareConfig.model_validate({"crossbar": {"rows": args.crossbar, "cols": args.crossbar},
+                                        "adc": {"choice": 2}, "dac": {"choice": 2}, "device": {"variation_pct": 2.0}})
+    rows = []
+    for m in (1, 2, 4):
+        spec = wrapped(args.arch, m)
+        net = arch_to_network_dict(spec, space, data.input_shape, data.n_classes)
+        costs = {mode: cost_network(net, hw.with_updates(cost_mode=mode)) for mode in ("mnsim", "corrected")}
+        xb = costs["corrected"]["layers"]
+        q, p = [], []
+        t0 = time.perf_counter()
+        for seed in range(args.seeds):
+            torch.manual_seed(seed)
+            model = build_static(spec, space, data.input_shape, data.n_classes)
+            res = train_static(model, data, train_cfg, data_cfg=data_cfg, seed=seed)
+            q.append(float(res.extra["test_acc"]))
+            r = pim_accuracy(model.eval(), hw, data.test_x, data.test_y, mc_runs=args.mc, seed=seed,
+                             calibration_x=data.train_x[:256])
+            p.append(float(r.mean))
+        row = {
+            "arch": str(spec), "m": m, "crossbars": costs["corrected"]["crossbars"],
+            "conv_crossbars": sum(ly["crossbars"] for ly in xb if ly["type"] == "conv"),
+            "crossbars_mnsim": costs["mnsim"]["crossbars"], "area_mm2": costs["corrected"]["area_mm2"],
+            "energy_mJ": costs["corrected"]["energy_mJ"],
+            "quantized_accuracy": statistics.mean(q), "pim_accuracy": statistics.mean(p),
+            "quantized_by_seed": q, "pim_by_seed": p, "seconds": round(time.perf_counter() - t0, 1),
+        }
+        rows.append(row)
+        print(f"m={m} {row['arch']}: crossbars {row['crossbars']} (conv {row['conv_crossbars']}), quantized "
+              f"{100 * row['quantized_accuracy']:.2f} %, PIM {100 * row['pim_accuracy']:.2f} %", flush=True)
+    base = rows[0]
+    for r in rows:
+        r["crossbar_reduction"] = round(base["crossbars"] / r["crossbars"], 2)
+        r["accuracy_drop_points"] = round(100 * (base["quantized_accuracy"] - r["quantized_accuracy"]), 2)
+    print(json.dumps({"rows": rows, "seeds": args.seeds, "epochs": args.epochs, "crossbar": args.crossbar}))
+
+
+if __name__ == "__main__":
+    main()
