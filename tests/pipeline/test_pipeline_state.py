@@ -84,3 +84,21 @@ def test_bad_run_config_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(CrossnasError) as info:
         load_run_config(p)
     assert "search.mode" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_crash_in_the_first_stage_leaves_a_resumable_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed while its first stage trains (no stage finished yet) is still a crossnas run
+    folder: the rerun continues it instead of refusing the folder as foreign."""
+    from crossnas.pipeline import run as R
+    from crossnas.pipeline import stages as S
+
+    def crash(ctx: object) -> dict:
+        (tmp_path / "run" / "supernet").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "run" / "supernet" / "checkpoint.pt").write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(S, "stage_supernet", crash)
+    with pytest.raises(KeyboardInterrupt):
+        R.run_pipeline(_cfg(), tmp_path / "run")
+    state, redo = check_run_dir(RunPaths(tmp_path / "run"), stage_hashes(_cfg()), force=())
+    assert state["stages"] == {} and redo == set()

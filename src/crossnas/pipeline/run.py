@@ -225,6 +225,8 @@ def run_pipeline(
     if until is not None and until not in STAGES:
         raise CrossnasError(f"--until {until!r}: allowed stages: {', '.join(STAGES)}")
     paths.root.mkdir(parents=True, exist_ok=True)
+    if not paths.state.exists():  # mark the folder as a run at once: a crash in the first stage stays resumable
+        write_json(paths.state, state)
     write_text(paths.config, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     ctx = PipelineContext(cfg, paths, progress)
     funcs: dict[str, StageFn] = {
