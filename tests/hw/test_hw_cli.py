@@ -167,6 +167,7 @@ def test_parallel_batch_equals_serial_and_bad_line_prints_nothing(tmp_path: Path
     rc, serial, _ = _run(capsys, "hw", "--batch", str(f), "--json")
     assert rc == 0 and len(serial.splitlines()) == 13
     monkeypatch.setattr(hw_cmd, "PARALLEL_MIN_LINES", 2)
+    monkeypatch.setattr(hw_cmd, "_workers", lambda: 3)
     rc, parallel, _ = _run(capsys, "hw", "--batch", str(f), "--json")
     assert rc == 0 and parallel == serial
     lines[9] = {**nets[0], "hardware": {"chip": {"tile_rows": 1, "tile_cols": 1}}}

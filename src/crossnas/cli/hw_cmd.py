@@ -120,20 +120,33 @@ def _batch_chunk(args: tuple[list[tuple[int, str]], Any, str]) -> tuple[str, str
 
 
 PARALLEL_MIN_LINES = 1024
-"""``--batch --json`` with at least this many lines is split over the CPU cores (forked
-workers; the compiled cost kernel is loaded first, so every worker inherits it)."""
+"""``--batch --json`` with at least this many lines is split over forked workers (the
+compiled cost kernel is loaded first, so every worker inherits it) when :func:`_workers`
+allows more than two."""
+
+
+def _workers() -> int:
+    """Forked workers for a large batch: the CPUs this process may use, at most 8. Below
+    three the pool is not used: on two cores, measured, the forks and the transfer of the
+    JSON text cost more than they save."""
+    import os
+
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return min(n, 8)
 
 
 def _batch_json(lines: list[str], hw0: Any, name: str) -> None:
     """Costs a batch and prints one JSON line per network, in order; nothing is printed when
     any line is bad (the first bad line's error is raised)."""
     import multiprocessing as mp
-    import os
     import sys
 
     numbered = list(enumerate(lines, start=1))
-    workers = min(os.cpu_count() or 1, 8)
-    if len(numbered) < PARALLEL_MIN_LINES or workers < 2 or "fork" not in mp.get_all_start_methods():
+    workers = _workers()
+    if len(numbered) < PARALLEL_MIN_LINES or workers < 3 or "fork" not in mp.get_all_start_methods():
         out, err = _batch_chunk((numbered, hw0, name))
     else:
         from crossnas.hw import kernel
