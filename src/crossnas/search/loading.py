@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crossnas.config.data import DATASET_SHAPES  # input shape and classes (synthetic fidelity)
 from crossnas.config.hardware import HardwareConfig
 from crossnas.config.loading import apply_overrides, load_yaml_or_json
 from crossnas.config.search import AccuracyConfig, SearchConfig
@@ -39,11 +40,6 @@ OWN_SECTIONS = ("search", "hardware", "space", "data")
 OTHER_SECTIONS = ("train", "seed", "supernet", "retrain", "evaluate", "pimsim", "report", "export", "pipeline",
                   "name", "run", "device", "output")
 """Sections of the full pipeline config that belong to other commands (accepted, ignored)."""
-
-DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
-    "digits": ((1, 8, 8), 10), "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
-}
-"""Input shape and classes per dataset (synthetic fidelity: no data is loaded)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,170 @@
+"""Does the method work? The issue-15 measurements on Fashion-MNIST (``configs/fashion_mnist.yaml``).
+
+Three parts, each skipped unless asked for; every figure lands in the final JSON line.
+
+1. **Supernet ranking** (``--kendall N``): ``N`` (≥ 10) random subnets of the space (seed
+   12345), scored with inherited weights (BN recalibrated, fake-quantized at their bits)
+   on the validation split, then each trained from scratch ``--scratch-seeds`` (≥ 2)
+   times for ``--scratch-epochs`` with the config's ``retrain`` optimiser (no weight
+   noise). Reported: Kendall τ of inherited vs mean from-scratch validation accuracy (and
+   cross-entropy loss), the seed-to-seed τ of the from-scratch rankings (the noise
+   ceiling no proxy can beat), inherited and from-scratch accuracies per subnet.
+   Goal of the issue: ceiling ≥ 0.7 and τ ≥ 0.5.
+2. **Search vs baselines** (``--compare DIR``): ``crossnas compare`` (joint search vs
+   random, two-stage and hardware-blind baselines, seeds ``--compare-seeds``) on the trained
+   supernet; its hypervolumes at reference accuracy 0 and at ``--reference-accuracy``
+   are read back from ``DIR/compare.json``.
+3. **Winners** (``--run RUN_DIR``): a finished ``crossnas run -c configs/fashion_mnist.yaml``;
+   its ``summary.json`` (PIM accuracy mean ± std, quantized accuracy, latency, energy, EDP,
+   area, search time) is copied into the output.
+
+The supernet is trained here (``--config``, ``--set``) unless ``--supernet RUN/supernet``
+reuses one (e.g. the run of part 3). ``--split`` must say which Fashion-MNIST split
+``data.root`` holds: ``official`` (``crossnas data fetch fashion-mnist``) or ``stratified``
+(``../shared/data/fetch.sh fashion-mnist``; its accuracies compare between our runs only).
+
+Cost on 2 CPU cores (see the estimate at the top of the config): part 1 with N = 10,
+2 seeds, 2 scratch epochs ≈ 40 trainings of ~3-6 min each; part 2 ≈ 15 searches.
+Usage::
+
+    python benchmarks/fashion_mnist.py --split stratified --set data.root=data/fashion-mnist \\
+        --supernet runs/fmnist/supernet --kendall 10 --scratch-seeds 2 --run runs/fmnist
+
+Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CONFIG = Path(__file__).resolve().parents[1] / "src" / "crossnas" / "configs" / "fashion_mnist.yaml"
+
+
+def _ranking(args: argparse.Namespace, cfg: Any, net: Any, data: Any) -> dict[str, Any]:
+    import torch.nn.functional as F
+    from scipy.stats import kendalltau
+
+    from crossnas.config.run import load_run_config
+    from crossnas.config.train import TrainConfig
+    from crossnas.space.arch import random_arch
+    from crossnas.supernet import SubnetScorer, build_static
+    from crossnas.train import train_static
+
+    def val_loss(model: torch.nn.Module) -> float:
+        model.eval()
+        with torch.no_grad():
+            losses = [F.cross_entropy(model(data.val_x[i:i + 1000]), data.val_y[i:i + 1000], reduction="sum")
+                      for i in range(0, len(data.val_y), 1000)]
+        return float(sum(losses)) / len(data.val_y)
+
+    scorer = SubnetScorer(net, data, bn_batches=cfg.train.val_bn_batches, batch_size=cfg.data.batch_size)
+    rng = np.random.default_rng(12345)
+    specs = [random_arch(cfg.space, rng, data.input_hw) for _ in range(args.kendall)]
+    t0 = time.perf_counter()
+    inherited = [float(a) for a in scorer.score_many(specs)]
+    score_s = (time.perf_counter() - t0) / len(specs)
+    inherited_loss = [val_loss(scorer.extract(s)) for s in specs]
+    retrain = load_run_config(args.config, _overrides(args.set)).retrain
+    tc = TrainConfig(**{**retrain.model_dump(exclude={"winners"}), "epochs": args.scratch_epochs,
+                        "weight_noise": 0.0, "val_subnets": 0})
+    scratch = np.zeros((args.scratch_seeds, len(specs)))
+    scratch_loss = np.zeros_like(scratch)
+    t0 = time.perf_counter()
+    for k in range(args.scratch_seeds):
+        for i, s in enumerate(specs):
+            seed = 1000 + i + 100 * k
+            torch.manual_seed(seed)
+            m = build_static(s, cfg.space, data.input_shape, data.n_classes)
+            r = train_static(m, data, tc, data_cfg=cfg.data, seed=seed)
+            scratch[k, i], scratch_loss[k, i] = r.extra["val_acc"], val_loss(r.model)
+            print(f"seed {k}: scratch {scratch[k, i]:6.1%} (loss {scratch_loss[k, i]:.3f}), inherited "
+                  f"{inherited[i]:6.1%} (loss {inherited_loss[i]:.3f})  {s}", flush=True)
+    out: dict[str, Any] = {
+        "kendall_n": len(specs), "scratch_epochs": args.scratch_epochs, "scratch_seeds": args.scratch_seeds,
+        "kendall_tau": float(kendalltau(inherited, scratch.mean(0)).statistic),
+        "kendall_tau_loss": float(kendalltau(inherited_loss, scratch_loss.mean(0)).statistic),
+        "archs": [str(s) for s in specs], "inherited_val_acc": inherited, "inherited_val_loss": inherited_loss,
+        "scratch_val_acc": scratch.tolist(), "scratch_val_loss": scratch_loss.tolist(),
+        "inherited_score_s": round(score_s, 2),
+        "scratch_train_s": round((time.perf_counter() - t0) / scratch.size, 1),
+    }
+    if args.scratch_seeds >= 2:
+        out["kendall_tau_seed_to_seed"] = float(kendalltau(scratch[0], scratch[1]).statistic)
+        out["kendall_tau_loss_seed_to_seed"] = float(kendalltau(scratch_loss[0], scratch_loss[1]).statistic)
+    return out
+
+
+def _overrides(sets: list[str]) -> dict[str, Any]:
+    from crossnas.config.loading import parse_set_options
+
+    return parse_set_options(sets)
+
+
+def _compare(args: argparse.Namespace, supernet_dir: Path) -> dict[str, Any]:
+    from crossnas.cli.main import main as cli
+
+    out = Path(args.compare)
+    argv = ["compare", "-c", str(args.config), "-o", str(out), "--supernet", str(supernet_dir),
+            "--seeds", args.compare_seeds, "--reference-accuracy", str(args.reference_accuracy)]
+    for s in args.set:
+        argv += ["--set", s]
+    rc = cli(argv)
+    if rc != 0:
+        raise SystemExit(f"crossnas compare exited with {rc}")
+    return {"compare": json.loads((out / "compare.json").read_text())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(CONFIG))
+    ap.add_argument("--set", action="append", default=[], help="config override, e.g. data.root=DIR")
+    ap.add_argument("--split", required=True, choices=["official", "stratified"],
+                    help="which Fashion-MNIST split data.root holds (reported with every figure)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--supernet", default=None, help="reuse a trained supernet run dir (else train one here)")
+    ap.add_argument("--kendall", type=int, default=0, help="random subnets for the ranking part (0 = skip)")
+    ap.add_argument("--scratch-epochs", type=int, default=2)
+    ap.add_argument("--scratch-seeds", type=int, default=2)
+    ap.add_argument("--compare", default=None, help="output dir of the baseline comparison (omit = skip)")
+    ap.add_argument("--compare-seeds", default="0,1,2")
+    ap.add_argument("--reference-accuracy", type=float, default=0.8)
+    ap.add_argument("--run", default=None, help="a finished crossnas run dir whose winners to report")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from crossnas.config.run import load_run_config
+    from crossnas.data import load_data
+    from crossnas.train import load_supernet, train_supernet
+
+    out: dict[str, Any] = {"dataset": "fashion_mnist", "split": args.split, "config": str(args.config),
+                           "set": args.set}
+    need_supernet = args.kendall > 0 or args.compare is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        supernet_dir = Path(args.supernet) if args.supernet else Path(tmp) / "supernet"
+        if need_supernet and args.supernet is None:
+            cfg = load_run_config(args.config, _overrides(args.set)).supernet_config()
+            t0 = time.perf_counter()
+            train_supernet(cfg, supernet_dir, progress=False)
+            out["supernet_train_s"] = round(time.perf_counter() - t0, 1)
+        if need_supernet:
+            run = load_supernet(supernet_dir)
+            out["supernet_epochs"] = run.config.train.epochs
+            if args.kendall:
+                out.update(_ranking(args, run.config, run.net, load_data(run.config.data)))
+            if args.compare is not None:
+                out.update(_compare(args, supernet_dir))
+    if args.run is not None:
+        out["winners"] = json.loads((Path(args.run) / "summary.json").read_text())
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
