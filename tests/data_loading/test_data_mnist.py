@@ -204,3 +204,28 @@ def test_test_images_draws_a_seeded_subset_of_the_test_split(tmp_path: Path) -> 
     assert load_data(DataConfig(test_images=50)).sizes()["test"] == 50  # any dataset (digits here)
     with pytest.raises(CrossnasError, match="data.test_images: 10 requested but the mnist test split has 9"):
         load_data(DataConfig(dataset="mnist", root=str(tmp_path), mnist_val=5, test_images=10))
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "mnist"])
+def test_shipped_configs_validate_and_name_their_dataset(name: str, tmp_path: Path) -> None:
+    from crossnas.config.run import builtin_config_path, load_run_config
+
+    cfg = load_run_config(builtin_config_path(name), {"data": {"root": str(tmp_path)}})
+    assert cfg.data.dataset == name and cfg.data.root == str(tmp_path)
+    assert set(cfg.space.blocks) == {"vgg", "vgg_nopool", "residual", "skip"}
+    assert cfg.space.w_bits == cfg.space.a_bits == (3, 4, 5, 6, 7, 8)
+    assert cfg.search.accuracy.fidelity == "pim_aware"
+    assert (Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml").is_file()  # the top-level link
+
+
+def test_run_with_missing_idx_files_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from crossnas.cli.main import main
+    from crossnas.config.run import builtin_config_path
+
+    rc = main(["run", "-c", str(builtin_config_path("fashion_mnist")), "--set", f"data.root={tmp_path}",
+               "-o", str(tmp_path / "run")])
+    lines = capsys.readouterr().err.splitlines()
+    assert rc == 2
+    assert lines[:-1] == ["[supernet] running"]  # the stage line, then one error line
+    assert lines[-1].startswith(f"error: data.root {tmp_path}: missing train-images-idx3-ubyte.gz")
+    assert "crossnas data fetch fashion-mnist" in lines[-1]

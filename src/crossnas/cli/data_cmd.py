@@ -62,8 +62,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Download DATASET's official files, verify their published MD5 and unpack them into ROOT.
 
-        Nothing reaches ROOT before every file is verified; an interrupted download resumes
-        on the next call (HTTP Range). Already present: nothing is done.
+        Nothing reaches ROOT before every file is verified; an interrupted download resumes on the next call (HTTP Range); a dataset already in ROOT is left as it is.
         """
         from crossnas.data.fetch import fetch_dataset, source_for
 
