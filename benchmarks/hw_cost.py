@@ -5,7 +5,9 @@ time to cost one network alone, ``cost_networks([net], [hw])``),
 ``per_population50_ms`` (median time to cost a population of 50 in one call),
 ``per_network_in_population_ms`` (the latter / 50), ``cli_batch_per_network_ms``
 (``crossnas hw --batch FILE --json``, parsing and JSON output included: the time difference
-of a 2,000-line and a 20-line batch per extra line), ``per_population50_from_dicts_ms``
+of a 10,000-line and a 100-line batch per extra line; both load the compiled kernel, and the
+large batch dwarfs the ±0.3 s the interpreter's start-up varies here), ``cli_batch_serial_per_network_ms``
+(the same in one process, ``CROSSNAS_WORKERS=1``), ``per_population50_from_dicts_ms``
 (a population of 50 given as MNSIM-style dicts, as the search passes them: parsing
 included) and, unless ``--no-first-call``, first-call times measured in fresh
 processes: ``first_call_cli_s`` (import + one network, the CLI case: the compiled kernel
@@ -81,9 +83,10 @@ def first_call_s(n: int, cache_dir: str | None) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def cli_batch_ms(dicts: list[dict], hws: list[HardwareConfig], repeats: int) -> float:
+def cli_batch_ms(dicts: list[dict], hws: list[HardwareConfig], repeats: int, workers: int | None = None) -> float:
     """Per-network time of ``crossnas hw --batch F --json`` (parsing, costing, JSON output):
-    the difference of a 2,000-line and a 20-line batch, over the extra lines (median of runs)."""
+    the difference of a 10,000-line and a 100-line batch, over the extra lines (median of
+    runs); ``workers`` sets ``CROSSNAS_WORKERS`` (default: the CLI's own choice)."""
     def write(path: str, n: int) -> None:
         with open(path, "w", encoding="utf-8") as f:
             for i in range(n):
@@ -93,18 +96,22 @@ def cli_batch_ms(dicts: list[dict], hws: list[HardwareConfig], repeats: int) -> 
                                                       "adc": {"choice": h.adc.choice}}}) + "\n")
 
     exe = os.path.join(os.path.dirname(sys.executable), "crossnas")
+    env = dict(os.environ)
+    if workers is not None:
+        env["CROSSNAS_WORKERS"] = str(workers)
+    n_big, n_small = 10_000, 100
     out: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         big, small = os.path.join(tmp, "big.jsonl"), os.path.join(tmp, "small.jsonl")
-        write(big, 2000)
-        write(small, 20)
+        write(big, n_big)
+        write(small, n_small)
         for _ in range(repeats):
             times = []
             for path in (big, small):
                 t0 = time.perf_counter()
-                subprocess.run([exe, "hw", "--batch", path, "--json"], check=True, stdout=subprocess.DEVNULL)
+                subprocess.run([exe, "hw", "--batch", path, "--json"], check=True, stdout=subprocess.DEVNULL, env=env)
                 times.append(time.perf_counter() - t0)
-            out.append((times[0] - times[1]) / 1980 * 1e3)
+            out.append((times[0] - times[1]) / (n_big - n_small) * 1e3)
     return statistics.median(out)
 
 
@@ -150,8 +157,12 @@ def main() -> None:
            "per_population50_from_dicts_ms": round(statistics.median(per_pop_dicts), 3),
            "n_networks": args.n, "repeats": args.repeats, "mnsim_per_network_ms": 570.0}
     ok = [i for i in range(args.n) if i not in cost_networks(nets, hws, strict=False).errors]
-    res["cli_batch_per_network_ms"] = round(cli_batch_ms([dicts[i] for i in ok], [hws[i] for i in ok], args.repeats), 4)
-    print(f"crossnas hw --batch --json: {res['cli_batch_per_network_ms']:.3f} ms per network (parse + cost + JSON)")
+    ok_d, ok_h = [dicts[i] for i in ok], [hws[i] for i in ok]
+    res["cli_batch_per_network_ms"] = round(cli_batch_ms(ok_d, ok_h, args.repeats), 4)
+    res["cli_batch_serial_per_network_ms"] = round(cli_batch_ms(ok_d, ok_h, args.repeats, workers=1), 4)
+    res["cpus"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"crossnas hw --batch --json: {res['cli_batch_per_network_ms']:.3f} ms per network (parse + cost + JSON), "
+          f"{res['cli_batch_serial_per_network_ms']:.3f} ms in one process; {res['cpus']} CPUs")
     if not args.no_first_call:
         res["first_call_cli_s"] = round(first_call_s(1, None), 3)
         res["first_call_kernel_cached_s"] = round(first_call_s(50, None), 3)

@@ -174,3 +174,38 @@ def test_parallel_batch_equals_serial_and_bad_line_prints_nothing(tmp_path: Path
     f.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     rc, out, err = _run(capsys, "hw", "--batch", str(f), "--json")
     assert rc == 2 and out == "" and "line 10" in err and "tiles" in err and len(err.strip().splitlines()) == 1
+
+
+def test_workers_env_is_checked_and_one_means_serial(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    """``CROSSNAS_WORKERS`` sets the forked workers of a large batch; 1 keeps it in one
+    process (same output), a value that is not a positive integer is a one-line error."""
+    import multiprocessing
+
+    from crossnas.cli import hw_cmd
+
+    net = arch_to_network_dict(ArchSpec.from_string("V32w5a5-S"), SpaceConfig(n_layers=2), (3, 32, 32), 10)
+    f = tmp_path / "batch.jsonl"
+    f.write_text("\n".join(json.dumps({**net, "hardware": {"adc": {"choice": 1 + i % 8}}}) for i in range(5)) + "\n")
+    monkeypatch.setattr(hw_cmd, "PARALLEL_MIN_LINES", 2)
+    monkeypatch.setenv("CROSSNAS_WORKERS", "1")
+    ctx = multiprocessing.get_context("fork")
+
+    def no_pool(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("CROSSNAS_WORKERS=1 must not start workers")
+
+    monkeypatch.setattr(type(ctx), "Pool", no_pool)
+    rc, out, _ = _run(capsys, "hw", "--batch", str(f), "--json")
+    assert rc == 0 and len(out.splitlines()) == 5
+    for bad in ("0", "two", "-3", ""):
+        monkeypatch.setenv("CROSSNAS_WORKERS", bad)
+        rc, out, err = _run(capsys, "hw", "--batch", str(f), "--json")
+        assert rc == 2 and out == "" and "CROSSNAS_WORKERS" in err and len(err.strip().splitlines()) == 1
+
+
+def test_batch_line_with_bad_utf8_is_named(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    net = arch_to_network_dict(ArchSpec.from_string("V32w5a5-S"), SpaceConfig(n_layers=2), (3, 32, 32), 10)
+    f = tmp_path / "batch.jsonl"
+    f.write_bytes(json.dumps(net).encode() + b"\n" + b'{"input_shape": "\xff\xfe"}\n')
+    for extra in ((), ("--json",)):
+        rc, out, err = _run(capsys, "hw", "--batch", str(f), *extra)
+        assert rc == 2 and "line 2" in err and "UTF-8" in err and len(err.strip().splitlines()) == 1

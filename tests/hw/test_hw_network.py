@@ -56,6 +56,18 @@ def test_missing_bits_default_to_nine() -> None:
         (lambda d: d.update(layerz=[]), "unknown key"),
         (lambda d: d["layers"][-1].update(in_features=7), "in_features"),
         (lambda d: d["layers"][0].update(input_index=[-3]), "before the network input"),
+        # values equal to valid ones but of the wrong type (the parser's inline fast paths)
+        (lambda d: d["layers"][1].update(features=32.0), "features"),
+        (lambda d: d["layers"][1].update(features=None), "features"),
+        (lambda d: d["layers"][1].update(features=True), "features"),
+        (lambda d: d["layers"][1].update(features=31), "does not match"),
+        (lambda d: d["layers"][0].update(weight_bit=5.0), "1..16"),
+        (lambda d: d["layers"][2].update(activation_bit=True), "1..16"),
+        (lambda d: d["layers"][1].update(input_index=[-1.0]), "input_index"),
+        (lambda d: d["layers"][0].update(stride=1.0), "stride"),
+        (lambda d: d["layers"][0].update(padding=-1), "padding"),
+        (lambda d: d["layers"][0].update(kernel_size=[3, 5]), "non-square"),
+        (lambda d: d["layers"][0].update(type=["conv"]), "unknown layer type"),
     ],
 )
 def test_bad_network_is_one_line_error(mutate, needle) -> None:  # noqa: ANN001

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import typer
 
 from crossnas.errors import CrossnasError
@@ -69,7 +70,7 @@ _BATCH = typer.Option(
 )
 
 
-def _batch_cost(lines: list[tuple[int, str]], hw0: Any, name: str) -> tuple[Any, list[int]]:
+def _batch_cost(lines: list[tuple[int, bytes]], hw0: Any, name: str) -> tuple[Any, list[int]]:
     """Parses and costs numbered JSON lines (one network each, optional ``hardware`` overrides).
 
     Raises:
@@ -80,13 +81,13 @@ def _batch_cost(lines: list[tuple[int, str]], hw0: Any, name: str) -> tuple[Any,
     from crossnas.hw.network import network_from_dict
 
     nets, hws, line_no = [], [], []
-    hw_cache: dict[str, Any] = {}  # lines of a hardware sweep share their configurations
+    hw_cache: dict[bytes, Any] = {}  # lines of a hardware sweep share their configurations
     for n_line, line in lines:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
+            data = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
             raise CrossnasError(f"--batch {name} line {n_line}: not valid JSON: {exc.msg}") from None
         if not isinstance(data, dict):
             raise CrossnasError(f"--batch {name} line {n_line}: must be a JSON object")
@@ -97,7 +98,7 @@ def _batch_cost(lines: list[tuple[int, str]], hw0: Any, name: str) -> tuple[Any,
             if not line_hw:
                 hws.append(hw0)
                 continue
-            key = json.dumps(line_hw, sort_keys=True)
+            key = orjson.dumps(line_hw, option=orjson.OPT_SORT_KEYS)
             if key not in hw_cache:
                 hw_cache[key] = build_hardware(hw0, line_hw, {}, source="hardware")
             hws.append(hw_cache[key])
@@ -110,27 +111,48 @@ def _batch_cost(lines: list[tuple[int, str]], hw0: Any, name: str) -> tuple[Any,
     return res, line_no
 
 
-def _batch_chunk(args: tuple[list[tuple[int, str]], Any, str]) -> tuple[str, str | None]:
-    """A worker's share of a batch: (JSON lines, None) or ("", the one-line error)."""
+def _batch_chunk(args: tuple[list[tuple[int, bytes]], Any, str]) -> tuple[bytes, str | None]:
+    """A share of a batch: (JSON lines, None) or (b"", the one-line error)."""
     try:
         res, _ = _batch_cost(*args)
     except CrossnasError as exc:
-        return "", str(exc)
-    return "".join(json.dumps(res.report(i)) + "\n" for i in range(len(res))), None
+        return b"", str(exc)
+    dumps, nl = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    return b"".join(dumps(res.report(i), option=nl) for i in range(len(res))), None
+
+
+_FORKED_BATCH: tuple[list[tuple[int, bytes]], Any, str] | None = None
+"""The batch a forked worker reads its share of (inherited at fork: only the bounds of a
+share and its JSON output cross a pipe)."""
+
+
+def _forked_chunk(bounds: tuple[int, int]) -> tuple[bytes, str | None]:
+    assert _FORKED_BATCH is not None
+    numbered, hw0, name = _FORKED_BATCH
+    return _batch_chunk((numbered[bounds[0]:bounds[1]], hw0, name))
 
 
 PARALLEL_MIN_LINES = 1024
 """``--batch --json`` with at least this many lines is split over forked workers (the
 compiled cost kernel is loaded first, so every worker inherits it) when :func:`_workers`
-allows more than two."""
+allows more than one."""
 
 
 def _workers() -> int:
-    """Forked workers for a large batch: the CPUs this process may use, at most 8. Below
-    three the pool is not used: on two cores, measured, the forks and the transfer of the
-    JSON text cost more than they save."""
+    """Forked workers for a large batch: ``CROSSNAS_WORKERS`` if set, else the CPUs this
+    process may use, at most 8. On this project's 2-core machine two workers took a
+    10,000-line batch from 0.4-0.6 to 0.2-0.3 ms per line (``benchmarks/hw_cost.py``).
+
+    Raises:
+        CrossnasError: ``CROSSNAS_WORKERS`` is not a positive integer.
+    """
     import os
 
+    env = os.environ.get("CROSSNAS_WORKERS")
+    if env is not None:
+        if not env.strip().isdigit() or int(env) < 1:
+            raise CrossnasError(f"CROSSNAS_WORKERS: {env!r} is not a positive integer (1 = no worker processes)")
+        return int(env)
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -138,30 +160,40 @@ def _workers() -> int:
     return min(n, 8)
 
 
-def _batch_json(lines: list[str], hw0: Any, name: str) -> None:
+def _batch_json(lines: list[bytes], hw0: Any, name: str) -> None:
     """Costs a batch and prints one JSON line per network, in order; nothing is printed when
     any line is bad (the first bad line's error is raised)."""
+    import gc
     import multiprocessing as mp
     import sys
 
+    # Tens of thousands of small layer objects per thousand lines, none of them cyclic:
+    # the cyclic collector's passes over them cost more than the parsing (measured).
+    gc.disable()
     numbered = list(enumerate(lines, start=1))
     workers = _workers()
-    if len(numbered) < PARALLEL_MIN_LINES or workers < 3 or "fork" not in mp.get_all_start_methods():
+    if len(numbered) < PARALLEL_MIN_LINES or workers < 2 or "fork" not in mp.get_all_start_methods():
         out, err = _batch_chunk((numbered, hw0, name))
     else:
         from crossnas.hw import kernel
 
+        global _FORKED_BATCH
         kernel.load()  # compile / load once, before forking
         size = -(-len(numbered) // (workers * 4))
-        chunks = [(numbered[i:i + size], hw0, name) for i in range(0, len(numbered), size)]
-        with mp.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_batch_chunk, chunks)
+        _FORKED_BATCH = (numbered, hw0, name)
+        try:
+            with mp.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_forked_chunk, [(i, i + size) for i in range(0, len(numbered), size)])
+        finally:
+            _FORKED_BATCH = None
         errors = [e for _, e in parts if e]
         err = errors[0] if errors else None
-        out = "".join(o for o, _ in parts)
+        out = b"".join(o for o, _ in parts)
     if err:
         raise CrossnasError(err)
-    sys.stdout.write(out)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(out)
+    sys.stdout.buffer.flush()
 
 
 def register(app: typer.Typer) -> None:
@@ -207,7 +239,7 @@ def register(app: typer.Typer) -> None:
 
         if not batch.is_file():
             raise CrossnasError(f"--batch: file not found: {batch}")
-        lines = batch.read_text(encoding="utf-8").splitlines()
+        lines = batch.read_bytes().splitlines()  # orjson reads (and checks the UTF-8 of) bytes
         if as_json:
             _batch_json(lines, hw0, str(batch))
             return

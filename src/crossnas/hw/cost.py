@@ -77,6 +77,17 @@ class NetCost:
     static_nJ: float = 0.0
 
 
+def _plan_rows(net: Network) -> tuple[list[tuple[int, ...]], list[int]]:
+    rows: list[tuple[int, ...]] = []
+    ins: list[int] = []
+    types = K.LAYER_TYPES
+    for lay in net.layers:  # Layer is a named tuple: positions 3..7 are cin, cout, kernel, stride, padding
+        rows.append((types[lay[1]], *lay[3:8], *lay[8], *lay[9], lay[10], lay[11], len(ins), len(lay[2]), lay[12],
+                     lay[13]))
+        ins.extend(lay[2])
+    return rows, ins
+
+
 def plan_of(net: Network) -> tuple[np.ndarray, np.ndarray]:
     """The kernel's view of a network, cached on the (immutable) network object.
 
@@ -87,13 +98,7 @@ def plan_of(net: Network) -> tuple[np.ndarray, np.ndarray]:
     """
     plan = net.__dict__.get(_PLAN_ATTR)
     if plan is None:
-        rows = []
-        ins: list[int] = []
-        for lay in net.layers:
-            rows.append((K.LAYER_TYPES[lay.type], lay.cin, lay.cout, lay.kernel, lay.stride, lay.padding,
-                         lay.in_hw[0], lay.in_hw[1], lay.out_hw[0], lay.out_hw[1], lay.w_bits, lay.a_bits, len(ins),
-                         len(lay.inputs), lay.out_wrap, lay.in_wrap))
-            ins.extend(lay.inputs)
+        rows, ins = _plan_rows(net)
         plan = (np.array(rows, dtype=np.int64).reshape(-1, len(K.LAYER_COLS)), np.array(ins, dtype=np.int64))
         # a frozen dataclass: write the cache entry directly (as functools.cached_property does)
         net.__dict__[_PLAN_ATTR] = plan
@@ -107,7 +112,13 @@ def _run(nets: Sequence[Network], hws: Sequence[HardwareConfig], backend: str) -
     if backend not in BACKENDS:
         raise ValueError(f"backend: {backend!r}; allowed: {', '.join(BACKENDS)}")
     n = len(nets)
-    vecs = [P.hw_vector(h) for h in hws]
+    by_id: dict[int, np.ndarray] = {}  # a batch shares few configurations: hash and compare each once
+    vecs = []
+    for h in hws:
+        v = by_id.get(id(h))
+        if v is None:
+            v = by_id[id(h)] = P.hw_vector(h)
+        vecs.append(v)
     plans = [plan_of(x) for x in nets]
     if n == 1:
         tab, ins = plans[0]
@@ -206,6 +217,46 @@ class CostBatch:
             dram_bits=float(t[K.T_DRAM]), static_nJ=float(t[K.T_STATIC]),
         )
 
+    def _columns(self) -> dict[str, list]:
+        """Per-layer report columns of the whole batch as Python lists (built once: the
+        CLI's ``--batch`` reports thousands of networks, and numpy's per-network slicing
+        and conversion would cost more than the kernel)."""
+        cols = self.__dict__.get("_report_columns")
+        if cols is None:
+            lay = self.lay
+            fin = lay[:, K.L_FIN] * 1e-6
+            # time a layer extends the schedule beyond everything before it (in its network)
+            prev = np.zeros_like(fin)
+            for a, b in zip(self.lay_off[:-1].tolist(), self.lay_off[1:].tolist(), strict=True):
+                if b - a > 1:
+                    prev[a + 1:b] = np.maximum.accumulate(fin[a:b - 1])
+            cols = {
+                "latency_ms": np.maximum(fin - prev, 0.0).tolist(), "finish_ms": fin.tolist(),
+                "energy_mJ": (lay[:, K.L_E0:K.L_E0 + K.NC].sum(axis=1) * 1e-6).tolist(),
+                "area_mm2": (lay[:, K.L_AREA] * 1e-6).tolist(),
+                "power_W": lay[:, K.L_P0:K.L_P0 + K.NC].sum(axis=1).tolist(),
+                "crossbars": lay[:, K.L_XBARS].astype(np.int64).tolist(),
+                "pes": lay[:, K.L_PES].astype(np.int64).tolist(),
+                "tiles": lay[:, K.L_TILES].astype(np.int64).tolist(),
+                "compute_ms": (lay[:, K.L_COMP] * 1e-6).tolist(),
+                "movement_ms": (lay[:, K.L_MOVE] * 1e-6).tolist(),
+                "adc_bits": lay[:, K.L_ADCB].astype(np.int64).tolist(),
+                "adc_bits_needed": lay[:, K.L_ADCN].astype(np.int64).tolist(),
+                "dram_MB": (lay[:, K.L_DRAM] / 8e6).tolist(),
+                "tot": self.tot.tolist(), "lay_off": self.lay_off.tolist(), "edp": self.edp_mJms.tolist(),
+            }
+            self.__dict__["_report_columns"] = cols
+        return cols
+
+    def _tile_area(self, hw: HardwareConfig) -> tuple[dict[str, float], float]:
+        """One tile's area parts and fixed area of a configuration, memoised by identity
+        (hashing and comparing a configuration costs more than a report)."""
+        memo = self.__dict__.setdefault("_tile_area_memo", {})
+        got = memo.get(id(hw))
+        if got is None:
+            got = memo[id(hw)] = (P.tile_area_parts(hw), float(P.hw_vector(hw)[K._TILE_FIXED_AREA]))
+        return got
+
     def report(self, i: int) -> dict[str, Any]:
         """The JSON-able full result of item ``i`` (totals, per-layer, per-component).
 
@@ -213,67 +264,62 @@ class CostBatch:
         """
         if i in self.errors:
             raise CrossnasError(self.errors[i])
-        net, hw, t = self.networks[i], self.hardware[i], self.tot[i]
-        rows = self.lay[self.lay_off[i]:self.lay_off[i + 1]]
+        net, hw = self.networks[i], self.hardware[i]
+        cols = self._columns()
+        t = cols["tot"][i]
+        a, b = cols["lay_off"][i], cols["lay_off"][i + 1]
         corrected = hw.cost_mode == "corrected"
-        fin = (rows[:, K.L_FIN] * 1e-6).tolist()
-        cols = {
-            "energy_mJ": (rows[:, K.L_E0:K.L_E0 + K.NC].sum(axis=1) * 1e-6).tolist(),
-            "area_mm2": (rows[:, K.L_AREA] * 1e-6).tolist(),
-            "power_W": rows[:, K.L_P0:K.L_P0 + K.NC].sum(axis=1).tolist(),
-            "crossbars": rows[:, K.L_XBARS].astype(np.int64).tolist(),
-            "pes": rows[:, K.L_PES].astype(np.int64).tolist(),
-            "tiles": rows[:, K.L_TILES].astype(np.int64).tolist(),
-            "compute_ms": (rows[:, K.L_COMP] * 1e-6).tolist(),
-            "movement_ms": (rows[:, K.L_MOVE] * 1e-6).tolist(),
-        }
-        adc = rows[:, K.L_ADCB].astype(np.int64).tolist()
-        need = rows[:, K.L_ADCN].astype(np.int64).tolist()
-        dram = (rows[:, K.L_DRAM] / 8e6).tolist()
-        layers: list[dict[str, Any]] = []
-        prev = 0.0
-        for j, lay in enumerate(net.layers):
-            mapped = lay.type in ("conv", "fc")
-            f = fin[j]
-            item: dict[str, Any] = {
-                "name": lay.name, "type": lay.type, "w_bits": lay.w_bits if mapped else None,
-                "a_bits": lay.a_bits, "out_shape": [lay.cout, *lay.out_hw],
-                # time this layer extends the schedule beyond everything before it
-                "latency_ms": max(f - prev, 0.0), "finish_ms": f,
-            }
-            prev = max(prev, f)
-            for key, vals in cols.items():
-                item[key] = vals[j]
-            if mapped:
-                item["adc_bits"] = adc[j]
+        names, types, _, _, couts, _, _, _, _, out_hws, w_bits, a_bits, _, _ = zip(*net.layers, strict=True)
+        out_shapes = [[c, *hw_] for c, hw_ in zip(couts, out_hws, strict=True)]
+        mapped = [ty == "conv" or ty == "fc" for ty in types]
+        w_shown = [w if m else None for w, m in zip(w_bits, mapped, strict=True)]
+        per_key = [cols[k][a:b] for k in _LAYER_REPORT_KEYS[5:]]
+        layers = [  # a dict display with constant keys: faster than dict(zip(...)) for thousands of networks
+            {"name": n, "type": ty, "w_bits": wb, "a_bits": ab, "out_shape": osh, "latency_ms": lat, "finish_ms": fin,
+             "energy_mJ": en, "area_mm2": ar, "power_W": pw, "crossbars": xb, "pes": pe, "tiles": ti,
+             "compute_ms": co, "movement_ms": mo}
+            for n, ty, wb, ab, osh, lat, fin, en, ar, pw, xb, pe, ti, co, mo
+            in zip(names, types, w_shown, a_bits, out_shapes, *per_key, strict=True)
+        ]
+        dram = cols["dram_MB"]
+        adc, need = cols["adc_bits"], cols["adc_bits_needed"]
+        for j, m in enumerate(mapped):
+            item = layers[j]
+            if m:
+                item["adc_bits"] = adc[a + j]
                 if corrected:
-                    item["adc_bits_needed"] = need[j]
+                    item["adc_bits_needed"] = need[a + j]
             if corrected:
-                item["dram_MB"] = dram[j]
-            layers.append(item)
+                item["dram_MB"] = dram[a + j]
         tiles = int(t[K.T_TILES])
-        parts = {c: tiles * v for c, v in P.tile_area_parts(hw).items()}
+        tile_parts, fixed_area = self._tile_area(hw)
+        parts = {c: tiles * v for c, v in tile_parts.items()}
         if corrected:
-            parts["buffer"] = float(t[K.T_AREA]) - tiles * float(P.hw_vector(hw)[K._TILE_FIXED_AREA])
-        e_parts = (t[K.T_E0:K.T_E0 + K.NC] * 1e-6).tolist()
-        p_parts = t[K.T_P0:K.T_P0 + K.NC].tolist()
+            parts["buffer"] = t[K.T_AREA] - tiles * fixed_area
         out: dict[str, Any] = {
-            "latency_ms": float(self.latency_ms[i]), "energy_mJ": float(self.energy_mJ[i]),
-            "edp_mJms": float(self.edp_mJms[i]), "area_mm2": float(self.area_mm2[i]),
-            "power_W": float(self.power_W[i]), "cost_mode": hw.cost_mode, "tiles": tiles,
-            "crossbars": int(sum(cols["crossbars"])), "layers": layers,
+            "latency_ms": t[K.T_LAT] * 1e-6, "energy_mJ": t[K.T_EN] * 1e-6,
+            "edp_mJms": cols["edp"][i], "area_mm2": t[K.T_AREA] * 1e-6,
+            "power_W": t[K.T_POW], "cost_mode": hw.cost_mode, "tiles": tiles,
+            "crossbars": sum(cols["crossbars"][a:b]), "layers": layers,
             "components": {
-                "energy_mJ": dict(zip(COMPONENTS, e_parts, strict=True)),
+                "energy_mJ": {c: v * 1e-6 for c, v in zip(COMPONENTS, t[K.T_E0:K.T_E0 + K.NC], strict=True)},
                 "area_mm2": {k: v * 1e-6 for k, v in parts.items()},
-                "power_W": dict(zip(COMPONENTS, p_parts, strict=True)),
+                "power_W": dict(zip(COMPONENTS, t[K.T_P0:K.T_P0 + K.NC], strict=True)),
             },
         }
         if corrected:
-            out["buffers_KB"] = {"pe_input": float(t[K.T_INBUF]) / 8192.0, "tile_output": float(t[K.T_OUTBUF]) / 8192.0,
-                                 "global": float(t[K.T_GBUF]) / 8192.0}
-            out["dram_MB"] = float(t[K.T_DRAM]) / 8e6
-            out["static_energy_mJ"] = float(t[K.T_STATIC]) * 1e-6
+            out["buffers_KB"] = {"pe_input": t[K.T_INBUF] / 8192.0, "tile_output": t[K.T_OUTBUF] / 8192.0,
+                                 "global": t[K.T_GBUF] / 8192.0}
+            out["dram_MB"] = t[K.T_DRAM] / 8e6
+            out["static_energy_mJ"] = t[K.T_STATIC] * 1e-6
         return out
+
+
+_LAYER_REPORT_KEYS = ("name", "type", "w_bits", "a_bits", "out_shape", "latency_ms", "finish_ms", "energy_mJ",
+                      "area_mm2", "power_W", "crossbars", "pes", "tiles", "compute_ms", "movement_ms")
+"""Keys of a per-layer report entry, in order (the display in :meth:`CostBatch.report`);
+mapped layers add ``adc_bits`` (and, in the corrected mode, ``adc_bits_needed``), the
+corrected mode adds ``dram_MB`` last."""
 
 
 def _as_network(n: Network | dict) -> Network:

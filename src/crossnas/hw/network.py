@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from crossnas.errors import CrossnasError
 
@@ -73,9 +73,9 @@ _COMMON_KEYS = {"type", "input_index", "weight_bit", "activation_bit", "point_sh
 _ALLOWED_KEYS = {t: frozenset(_COMMON_KEYS | keys) for t, keys in _LAYER_KEYS.items()}
 
 
-@dataclass(frozen=True)
-class Layer:
-    """One compute layer.
+class Layer(NamedTuple):
+    """One compute layer (an immutable named tuple: ``network_from_dict`` builds tens per
+    network, and a frozen dataclass's constructor cost 4 us each, most of the parse time).
 
     Attributes:
         name: display name (``conv0``, ``pool1``, ``fc2``, ``sum0``).
@@ -180,11 +180,15 @@ def _check_weights(label: str, cin: int, k: int, cout: int) -> None:
 
 
 def _int_field(
-    d: Mapping[str, Any], key: str, where: str, default: int | None = None, lo: int = 1, hi: int = MAX_KERNEL
+    d: Mapping[str, Any], key: str, where: str | int, default: int | None = None, lo: int = 1, hi: int = MAX_KERNEL
 ) -> int:
+    """An integer field in ``lo..hi`` (or ``default`` when missing); ``where`` names the layer
+    in errors (an int: ``network.layers[where]``)."""
     v = d.get(key)
     if type(v) is int and lo <= v <= hi:  # the common case, checked first
         return v
+    if type(where) is int:
+        where = f"network.layers[{where}]"
     if key not in d:
         if default is None:
             raise CrossnasError(f"{where}: missing key {key!r}")
@@ -201,13 +205,25 @@ def _int_field(
     raise _out_of_range(f"{where}.{key}", v, lo, hi)
 
 
-def _bits(d: Mapping[str, Any], key: str, where: str, default: int) -> int:
+def _bits(d: Mapping[str, Any], key: str, i: int, default: int) -> int:
+    """Bits in 1..16 of layer ``i`` (``default`` when missing or null)."""
     v = d.get(key)
     if v is None:
         return default
     if type(v) is not int or not 1 <= v <= 16:
-        raise CrossnasError(f"{where}.{key}: bits must be an integer in 1..16, got {v!r}")
+        raise CrossnasError(f"network.layers[{i}].{key}: bits must be an integer in 1..16, got {v!r}")
     return v
+
+
+def _with_quant(ld: Mapping[str, Any], q: Any, i: int) -> dict[str, Any]:
+    """Layer ``i`` with MNSIM's ``quantize_config[i]`` bits folded in (the layer's own win)."""
+    if not isinstance(q, Mapping):
+        raise CrossnasError(f"network.quantize_config[{i}]: must be an object")
+    ld = dict(ld)
+    for qk in ("weight_bit", "activation_bit"):
+        if qk in q and qk not in ld:
+            ld[qk] = q[qk]
+    return ld
 
 
 def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
@@ -254,130 +270,160 @@ def network_from_dict(d: Mapping[str, Any] | Network) -> Network:
     # Per original layer: (kind, shape, producer compute index). kind "map" = (C,H,W), "flat" = (F,)
     states: list[tuple[str, tuple[int, ...], int]] = []
     layers: list[Layer] = []
-    counters: dict[str, int] = {}
+    counters = dict.fromkeys(COMPUTE_TYPES, 0)
     start = ("map", (c0, h0, w0), -1)
-
-    def name_for(t: str) -> str:
-        prefix = {"conv": "conv", "fc": "fc", "pooling": "pool", "element_sum": "sum"}[t]
-        i = counters.get(prefix, 0)
-        counters[prefix] = i + 1
-        return f"{prefix}{i}"
-
+    # The loop runs tens of times per network and the CLI's --batch parses thousands of
+    # networks: the common, valid case is checked inline (with module constants bound
+    # locally); the helpers format the errors.
+    allowed_keys, previous, add_state = _ALLOWED_KEYS, _PREVIOUS, states.append
     for i, ld in enumerate(raw_layers):
-        where = f"network.layers[{i}]"
         if type(ld) is not dict and not isinstance(ld, Mapping):
-            raise CrossnasError(f"{where}: must be an object, got {type(ld).__name__}")
+            raise CrossnasError(f"network.layers[{i}]: must be an object, got {type(ld).__name__}")
         if quant is not None:
-            ld = dict(ld)
-            q = quant[i]
-            if not isinstance(q, Mapping):
-                raise CrossnasError(f"network.quantize_config[{i}]: must be an object")
-            for qk in ("weight_bit", "activation_bit"):
-                if qk in q and qk not in ld:
-                    ld[qk] = q[qk]
+            ld = _with_quant(ld, quant[i], i)
         t = ld.get("type")
-        if t not in _LAYER_KEYS:
-            raise CrossnasError(f"{where}.type: unknown layer type {t!r}; allowed: {sorted(_LAYER_KEYS)}")
-        unknown = ld.keys() - _ALLOWED_KEYS[t]
-        if unknown:
+        allowed = allowed_keys.get(t) if type(t) is str else None
+        if allowed is None:
+            raise CrossnasError(f"network.layers[{i}].type: unknown layer type {t!r}; allowed: {sorted(_LAYER_KEYS)}")
+        if not allowed.issuperset(ld):
             raise CrossnasError(
-                f"{where}: unknown key(s) {sorted(unknown)} for a {t} layer; allowed: {sorted(_COMMON_KEYS | _LAYER_KEYS[t])}"
+                f"network.layers[{i}]: unknown key(s) {sorted(ld.keys() - allowed)} for a {t} layer; "
+                f"allowed: {sorted(allowed)}"
             )
-        wb = _bits(ld, "weight_bit", where, DEFAULT_WEIGHT_BIT)
-        ab = _bits(ld, "activation_bit", where, DEFAULT_ACTIVATION_BIT)
-        idx = ld.get("input_index", [-1])
-        if isinstance(idx, int) and not isinstance(idx, bool):
-            idx = [idx]
-        if (
-            not isinstance(idx, (list, tuple)) or not idx
-            or any(type(x) is not int or x >= 0 for x in idx)
-        ):
-            raise CrossnasError(f"{where}.input_index: must be a list of negative integers (relative offsets), got {idx!r}")
-        srcs = []
-        for off in idx:
-            j = i + off
-            if j < -1:
-                raise CrossnasError(f"{where}.input_index: offset {off} points before the network input")
-            srcs.append(states[j] if j >= 0 else start)
-        if t != "element_sum" and len(srcs) != 1:
-            raise CrossnasError(f"{where}.input_index: a {t} layer takes exactly one input, got {len(srcs)}")
-        kind, shp, prod = srcs[0]
+        wb = ld.get("weight_bit", DEFAULT_WEIGHT_BIT)
+        if type(wb) is not int or not 1 <= wb <= 16:
+            wb = _bits(ld, "weight_bit", i, DEFAULT_WEIGHT_BIT)
+        ab = ld.get("activation_bit", DEFAULT_ACTIVATION_BIT)
+        if type(ab) is not int or not 1 <= ab <= 16:
+            ab = _bits(ld, "activation_bit", i, DEFAULT_ACTIVATION_BIT)
+        idx = ld.get("input_index", previous)
+        if idx == previous and type(idx[0]) is int:  # the common case: the previous layer
+            src = states[i - 1] if i else start
+            srcs = None
+        else:
+            srcs = _sources(idx, i, states, start)
+            if t != "element_sum" and len(srcs) != 1:
+                raise CrossnasError(
+                    f"network.layers[{i}].input_index: a {t} layer takes exactly one input, got {len(srcs)}"
+                )
+            src = srcs[0]
+        kind, shp, prod = src
 
-        if t in ("bn", "relu", "dropout"):
-            if t == "bn" and "features" in ld:
-                feats = _int_field(ld, "features", where, hi=MAX_FEATURES)
+        if t == "relu" or t == "dropout":
+            add_state(src)
+            continue
+        if t == "bn":
+            feats = ld.get("features", shp[0])
+            if type(feats) is not int or feats != shp[0]:
+                feats = _int_field(ld, "features", i, hi=MAX_FEATURES)
                 if feats != shp[0]:
-                    raise CrossnasError(f"{where}.features: {feats} does not match the {shp[0]} channels it receives")
-            states.append((kind, shp, prod))
+                    raise CrossnasError(
+                        f"network.layers[{i}].features: {feats} does not match the {shp[0]} channels it receives"
+                    )
+            add_state(src)
             continue
         if t == "view":
-            states.append(("flat", (int(math.prod(shp)),), prod))
+            add_state(("flat", (int(math.prod(shp)),), prod))
             continue
+        n_t = counters[t]
+        counters[t] = n_t + 1
         if t == "conv":
             if kind != "map":
-                raise CrossnasError(f"{where}: a conv layer needs a feature map input, got a flat vector")
-            cin = _int_field(ld, "in_channels", where, hi=MAX_CHANNELS)
-            cout = _int_field(ld, "out_channels", where, hi=MAX_CHANNELS)
-            k = _int_field(ld, "kernel_size", where)
-            s = _int_field(ld, "stride", where, 1)
-            p = _int_field(ld, "padding", where, 0, lo=0)
+                raise CrossnasError(f"network.layers[{i}]: a conv layer needs a feature map input, got a flat vector")
+            cin, cout, k = ld.get("in_channels"), ld.get("out_channels"), ld.get("kernel_size")
+            s, p = ld.get("stride", 1), ld.get("padding", 0)
+            if not (type(cin) is int and type(cout) is int and type(k) is int and type(s) is int and type(p) is int
+                    and 1 <= cin <= MAX_CHANNELS and 1 <= cout <= MAX_CHANNELS and 1 <= k <= MAX_KERNEL
+                    and 1 <= s <= MAX_KERNEL and 0 <= p <= MAX_KERNEL):  # _int_field names what is wrong
+                cin = _int_field(ld, "in_channels", i, hi=MAX_CHANNELS)
+                cout = _int_field(ld, "out_channels", i, hi=MAX_CHANNELS)
+                k = _int_field(ld, "kernel_size", i)
+                s = _int_field(ld, "stride", i, 1)
+                p = _int_field(ld, "padding", i, 0, lo=0)
             if ld.get("depthwise", "normal") not in ("normal", False, None):
-                raise CrossnasError(f"{where}.depthwise: only 'normal' convolutions are supported")
+                raise CrossnasError(f"network.layers[{i}].depthwise: only 'normal' convolutions are supported")
             if cin != shp[0]:
-                raise CrossnasError(f"{where}.in_channels: {cin} does not match the {shp[0]} channels it receives")
+                raise CrossnasError(
+                    f"network.layers[{i}].in_channels: {cin} does not match the {shp[0]} channels it receives"
+                )
             h, w = shp[1], shp[2]
             ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
             if ho < 1 or wo < 1:
-                raise CrossnasError(f"{where}.kernel_size: {k} is larger than the padded {h}x{w} input")
+                raise CrossnasError(f"network.layers[{i}].kernel_size: {k} is larger than the padded {h}x{w} input")
             if ho > MAX_HW or wo > MAX_HW or ho * wo > MAX_PIXELS or cout * ho * wo > MAX_ACTIVATIONS:
-                _check_map(f"{where} output", cout, ho, wo)
+                _check_map(f"network.layers[{i}] output", cout, ho, wo)
             if cin * k * k * cout > MAX_WEIGHTS:
-                _check_weights(where, cin, k, cout)
-            m_out, m_in = _epitome(ld.get("epitome"), where, cin, cout)
-            layers.append(Layer(name_for(t), t, (prod,), cin, cout, k, s, p, (h, w), (ho, wo), wb, ab, m_out, m_in))
-            states.append(("map", (cout, ho, wo), len(layers) - 1))
+                _check_weights(f"network.layers[{i}]", cin, k, cout)
+            e = ld.get("epitome")
+            m_out, m_in = (1, 1) if e is None else _epitome(e, f"network.layers[{i}]", cin, cout)
+            layers.append(Layer(f"conv{n_t}", t, (prod,), cin, cout, k, s, p, (h, w), (ho, wo), wb, ab, m_out, m_in))
+            add_state(("map", (cout, ho, wo), len(layers) - 1))
         elif t == "pooling":
             if kind != "map":
-                raise CrossnasError(f"{where}: a pooling layer needs a feature map input, got a flat vector")
-            k = _int_field(ld, "kernel_size", where)
-            s = _int_field(ld, "stride", where, k)
-            p = _int_field(ld, "padding", where, 0, lo=0)
+                raise CrossnasError(f"network.layers[{i}]: a pooling layer needs a feature map input, got a flat vector")
+            k = _int_field(ld, "kernel_size", i)
+            s = _int_field(ld, "stride", i, k)
+            p = _int_field(ld, "padding", i, 0, lo=0)
             mode = ld.get("mode", "MAX")
             if mode not in ("MAX", "AVE", "AVG", "max", "avg", "ave"):
-                raise CrossnasError(f"{where}.mode: {mode!r}; allowed: MAX, AVE")
+                raise CrossnasError(f"network.layers[{i}].mode: {mode!r}; allowed: MAX, AVE")
             c, h, w = shp
             ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
             if ho < 1 or wo < 1:
-                raise CrossnasError(f"{where}.kernel_size: {k} is larger than the padded {h}x{w} input")
+                raise CrossnasError(f"network.layers[{i}].kernel_size: {k} is larger than the padded {h}x{w} input")
             if ho > MAX_HW or wo > MAX_HW or ho * wo > MAX_PIXELS or c * ho * wo > MAX_ACTIVATIONS:
-                _check_map(f"{where} output", c, ho, wo)
-            layers.append(Layer(name_for(t), t, (prod,), c, c, k, s, p, (h, w), (ho, wo), wb, ab))
-            states.append(("map", (c, ho, wo), len(layers) - 1))
+                _check_map(f"network.layers[{i}] output", c, ho, wo)
+            layers.append(Layer(f"pool{n_t}", t, (prod,), c, c, k, s, p, (h, w), (ho, wo), wb, ab))
+            add_state(("map", (c, ho, wo), len(layers) - 1))
         elif t == "fc":
-            fin = _int_field(ld, "in_features", where, hi=MAX_FEATURES)
-            fout = _int_field(ld, "out_features", where, hi=MAX_FEATURES)
+            fin = _int_field(ld, "in_features", i, hi=MAX_FEATURES)
+            fout = _int_field(ld, "out_features", i, hi=MAX_FEATURES)
             if fin * fout > MAX_WEIGHTS:
-                _check_weights(where, fin, 1, fout)
+                _check_weights(f"network.layers[{i}]", fin, 1, fout)
             n = int(math.prod(shp))
             if fin != n:
-                raise CrossnasError(f"{where}.in_features: {fin} does not match the {n} values it receives")
-            layers.append(Layer(name_for(t), t, (prod,), fin, fout, 1, 1, 0, (1, 1), (1, 1), wb, ab))
-            states.append(("flat", (fout,), len(layers) - 1))
+                raise CrossnasError(f"network.layers[{i}].in_features: {fin} does not match the {n} values it receives")
+            layers.append(Layer(f"fc{n_t}", t, (prod,), fin, fout, 1, 1, 0, (1, 1), (1, 1), wb, ab))
+            add_state(("flat", (fout,), len(layers) - 1))
         else:  # element_sum
-            if len(srcs) < 2:
-                raise CrossnasError(f"{where}.input_index: element_sum needs at least two inputs")
+            if srcs is None or len(srcs) < 2:
+                raise CrossnasError(f"network.layers[{i}].input_index: element_sum needs at least two inputs")
             for _k2, shp2, _p2 in srcs[1:]:
                 if shp2 != shp:
-                    raise CrossnasError(f"{where}: element_sum inputs have different shapes {list(shp)} and {list(shp2)}")
+                    raise CrossnasError(
+                        f"network.layers[{i}]: element_sum inputs have different shapes {list(shp)} and {list(shp2)}"
+                    )
             if kind != "map":
-                raise CrossnasError(f"{where}: element_sum of flat vectors is not supported")
+                raise CrossnasError(f"network.layers[{i}]: element_sum of flat vectors is not supported")
             c, h, w = shp
             prods = tuple(s_[2] for s_ in srcs)
-            layers.append(Layer(name_for(t), t, prods, c, c, 1, 1, 0, (h, w), (h, w), wb, ab))
-            states.append(("map", (c, h, w), len(layers) - 1))
+            layers.append(Layer(f"sum{n_t}", t, prods, c, c, 1, 1, 0, (h, w), (h, w), wb, ab))
+            add_state(("map", (c, h, w), len(layers) - 1))
     if not any(layer.type in ("conv", "fc") for layer in layers):
         raise CrossnasError("network.layers: no conv or fc layer, nothing to map onto crossbars")
     return Network((c0, h0, w0), tuple(layers))
+
+
+_PREVIOUS = [-1]
+
+
+def _sources(idx: Any, i: int, states: list, start: tuple) -> list:
+    """The states layer ``i``'s ``input_index`` (relative offsets) names."""
+    where = f"network.layers[{i}]"
+    if isinstance(idx, int) and not isinstance(idx, bool):
+        idx = [idx]
+    if (
+        not isinstance(idx, (list, tuple)) or not idx
+        or any(type(x) is not int or x >= 0 for x in idx)
+    ):
+        raise CrossnasError(f"{where}.input_index: must be a list of negative integers (relative offsets), got {idx!r}")
+    srcs = []
+    for off in idx:
+        j = i + off
+        if j < -1:
+            raise CrossnasError(f"{where}.input_index: offset {off} points before the network input")
+        srcs.append(states[j] if j >= 0 else start)
+    return srcs
 
 
 def _epitome(e: Any, where: str, cin: int, cout: int) -> tuple[int, int]:
