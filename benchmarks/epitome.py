@@ -8,8 +8,13 @@ the wrapped layers and of the whole network, area, energy; ``cost_mode=corrected
 bits per cell count, and ``mnsim``). Seeds are averaged. Prints progress lines and, last,
 one JSON object.
 
+With ``--dataset fashion_mnist --root DIR`` (IDX files; the Fashion-MNIST config's data
+and training settings: 55,000/5,000 split, batch 128, lr 0.05, no augmentation, a seeded
+500-image test subset, widths 16-32, bits 3-8) the default network is
+``V32w6a6-R32w6a6-V32w6a6-R32w6a6`` and ``--epochs`` defaults to 2.
+
 Usage: ``python benchmarks/epitome.py [--arch V32w7a7-R64w7a7-V64w7a7-R64w7a7] [--seeds 2]
-[--epochs 60] [--crossbar 64]``
+[--epochs 60] [--crossbar 64] [--dataset digits|fashion_mnist] [--root DIR]``
 """
 
 from __future__ import annotations
@@ -41,18 +46,32 @@ def wrapped(arch: str, m: int) -> ArchSpec:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", default="V32w7a7-R64w7a7-V64w7a7-R64w7a7")
+    ap.add_argument("--arch", default=None)
     ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--crossbar", type=int, default=64)
     ap.add_argument("--mc", type=int, default=3)
+    ap.add_argument("--dataset", choices=["digits", "fashion_mnist"], default="digits")
+    ap.add_argument("--root", default=None, help="fashion_mnist: the folder with the IDX files")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    space = SpaceConfig(n_layers=4, widths=(16, 32, 64), w_bits=(5, 7, 9), a_bits=(5, 7, 9), epitome=(1, 2, 4),
-                        head={"pool": 2, "fc": (), "dropout": 0.2})
-    data_cfg = DataConfig()
+    torch.set_num_threads(args.threads)
+    head = {"pool": 2, "fc": (), "dropout": 0.2}
+    if args.dataset == "digits":
+        space = SpaceConfig(n_layers=4, widths=(16, 32, 64), w_bits=(5, 7, 9), a_bits=(5, 7, 9), epitome=(1, 2, 4),
+                            head=head)
+        data_cfg = DataConfig()
+        arch = args.arch or "V32w7a7-R64w7a7-V64w7a7-R64w7a7"
+        train_cfg = TrainConfig(epochs=args.epochs or 60, lr=0.02, weight_noise=0.02)
+    else:
+        bits = (3, 4, 5, 6, 7, 8)
+        space = SpaceConfig(n_layers=4, widths=(16, 24, 32), w_bits=bits, a_bits=bits, epitome=(1, 2, 4), head=head)
+        data_cfg = DataConfig(dataset="fashion_mnist", root=args.root, batch_size=128, eval_batch_size=1000,
+                              mnist_val=5000, augment=False, test_images=500)
+        arch = args.arch or "V32w6a6-R32w6a6-V32w6a6-R32w6a6"
+        train_cfg = TrainConfig(epochs=args.epochs or 2, lr=0.05, weight_noise=0.02, val_subnets=0)
+    args.arch = arch
     data = load_data(data_cfg)
-    train_cfg = TrainConfig(epochs=args.epochs, lr=0.02, weight_noise=0.02)
     hw = HardwareConfig.model_validate({"crossbar": {"rows": args.crossbar, "cols": args.crossbar},
                                         "adc": {"choice": 2}, "dac": {"choice": 2}, "device": {"variation_pct": 2.0}})
     rows = []
@@ -86,7 +105,8 @@ def main() -> None:
     for r in rows:
         r["crossbar_reduction"] = round(base["crossbars"] / r["crossbars"], 2)
         r["accuracy_drop_points"] = round(100 * (base["quantized_accuracy"] - r["quantized_accuracy"]), 2)
-    print(json.dumps({"rows": rows, "seeds": args.seeds, "epochs": args.epochs, "crossbar": args.crossbar}))
+    print(json.dumps({"rows": rows, "seeds": args.seeds, "epochs": train_cfg.epochs, "crossbar": args.crossbar,
+                      "dataset": args.dataset}))
 
 
 if __name__ == "__main__":

@@ -124,3 +124,28 @@ def test_base_hw_frozen_uses_base_values() -> None:
     vals = dict(zip(g.hw_paths, (g.hw_choices[j][frozen[g.n_arch + j]] for j in range(len(g.hw_paths))), strict=True))
     assert vals == {"crossbar.size": 256, "adc.choice": 6, "dac.choice": 1, "device.levels": 2,
                     "tile.inter_tile_bandwidth_Gbps": 20.0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(0, 3), st.sampled_from([2, 4]))
+def test_synthetic_proxy_charges_epitome_wraps(seed: int, layer: int, m: int) -> None:
+    """The synthetic accuracy proxy (tests, dry runs) sees EPIM's trade-off: wrapping a
+    layer's epitome lowers its score (jitter off)."""
+    from dataclasses import replace
+
+    from crossnas.search.evaluators import SyntheticAccuracy
+    from crossnas.search.genome import Candidate
+    from crossnas.space.arch import ArchSpec, random_arch
+
+    space = SpaceConfig(n_layers=4, widths=(16, 32, 64), epitome=(1, 2, 4))
+    spec = random_arch(space, np.random.default_rng(seed), 8)
+    dense = ArchSpec(tuple(replace(x, epitome=1) for x in spec.layers))
+    if dense.layers[layer].block == "skip":
+        return
+    proxy = SyntheticAccuracy(jitter=0.0)
+
+    def score(s: ArchSpec) -> float:
+        return proxy.evaluate([Candidate(str(s), s, HardwareConfig(), ())])[0]
+
+    wrapped = [replace(x, epitome=m) if i == layer else x for i, x in enumerate(dense.layers)]
+    assert score(ArchSpec(tuple(wrapped))) < score(dense)

@@ -112,8 +112,12 @@ def paper_table(d: dict[str, Any]) -> Table:
 
 
 def arch_table(w: dict[str, Any]) -> tuple[Table, list[str]]:
-    """Per choice layer: block, width, bits, crossbars used (from the cost model's layers)."""
+    """Per choice layer: block, width, bits, crossbars used (from the cost model's layers);
+    with an ``epitome`` column (the wrap m, EPIM) when the winner's space searched epitomes
+    or a layer is wrapped."""
     spec = ArchSpec.from_string(w["model"]["arch"])
+    space_wraps = (w["model"].get("space") or {}).get("epitome") or [1]
+    show_wrap = any(m != 1 for m in space_wraps) or any(layer.epitome != 1 for layer in spec.layers)
     layers = [layer for layer in w["eval"].get("layers", []) if layer.get("type") in ("conv", "fc")]
     convs = [layer for layer in layers if layer["type"] == "conv"]
     fcs = [layer for layer in layers if layer["type"] == "fc"]
@@ -122,18 +126,21 @@ def arch_table(w: dict[str, Any]) -> tuple[Table, list[str]]:
     i = 0
     for n, layer in enumerate(spec.layers):
         if layer.block == "skip":
-            rows.append([n, "skip", "–", "–", "–", 0])
+            rows.append([n, "skip", "–", "–", "–", *(["–"] if show_wrap else []), 0])
             continue
         k = 3 if layer.block == "residual" else 2
         xb = sum(int(c.get("crossbars", 0)) for c in convs[i:i + k])
         i += k
-        rows.append([n, layer.block, layer.width, layer.w_bits, layer.a_bits, xb])
-        words.append(f"{_BLOCK_WORDS[layer.block]} of width {layer.width} at {layer.w_bits}-bit weights / {layer.a_bits}-bit activations")
+        rows.append([n, layer.block, layer.width, layer.w_bits, layer.a_bits,
+                     *([layer.epitome] if show_wrap else []), xb])
+        wrap = f", its convs stored as epitomes wrapped {layer.epitome}x" if layer.epitome != 1 else ""
+        words.append(f"{_BLOCK_WORDS[layer.block]} of width {layer.width} at {layer.w_bits}-bit weights / "
+                     f"{layer.a_bits}-bit activations{wrap}")
     for j, f in enumerate(fcs):
         rows.append([f"head fc{j + 1}", "fc", f.get("out_shape", ["?"])[0] if f.get("out_shape") else "–",
-                     f.get("w_bits"), f.get("a_bits"), f.get("crossbars", 0)])
-    table = Table(f"Winner architecture ({w['label']}): {w['model']['arch']}",
-                  ["layer", "block", "width", "w bits", "a bits", "crossbars"], rows)
+                     f.get("w_bits"), f.get("a_bits"), *(["–"] if show_wrap else []), f.get("crossbars", 0)])
+    header = ["layer", "block", "width", "w bits", "a bits", *(["epitome m"] if show_wrap else []), "crossbars"]
+    table = Table(f"Winner architecture ({w['label']}): {w['model']['arch']}", header, rows)
     return table, words
 
 

@@ -57,7 +57,8 @@ class SyntheticAccuracy:
     """A deterministic, smooth accuracy proxy (no data, microseconds per candidate).
 
     Wider and deeper networks and more bits score higher, with saturation, plus a
-    reproducible per-network jitter of ±``jitter``; with ``hardware_dependent`` the ADC
+    reproducible per-network jitter of ±``jitter``; epitome wraps (``e2``/``e4``) shrink a
+    layer's capacity term by 15 % per doubling of the wrap; with ``hardware_dependent`` the ADC
     resolution and cell levels also matter (as a PIM simulation would). It has the
     trade-off shape that makes search meaningful (accuracy costs hardware) and nothing else.
 
@@ -84,7 +85,10 @@ class SyntheticAccuracy:
             if layer.block == "skip":
                 continue
             n += 1
-            cap += math.log2(max(layer.width, 2) / 8.0) * (1.3 if layer.block == "residual" else 1.0)
+            # an epitome wrapped m times stores ~1/m^2 of the weights: it loses some capacity
+            # (EPIM: little at m = 2, more at m = 4), never more than the layer gave
+            shrink = 1.0 - 0.15 * math.log2(layer.epitome)
+            cap += shrink * math.log2(max(layer.width, 2) / 8.0) * (1.3 if layer.block == "residual" else 1.0)
             bits = min(layer.w_bits, layer.a_bits + 1)
             bitfac += 1.0 - 0.6 * 2.0 ** (-(bits - 3))
         bitfac /= max(n, 1)

@@ -1,0 +1,172 @@
+"""EPIM in the search: a joint search with the epitome gene against one without, same budget.
+
+Two variants of ``configs/digits_epim.yaml`` (PIM-aware accuracy, MNSIM cost mode, the
+same hardware genes), each with its own supernet trained on its own space:
+
+* ``epitome``: the config as it is (``space.epitome: [1, 2, 4]``);
+* ``dense``: ``space.epitome: [1]`` (no epitome gene).
+
+Both search in Pareto mode (NSGA-II) for accuracy against chip area (``area_mm2``: in the
+MNSIM mode the area is the tiles the crossbars need), with the same population, generations
+and seeds. Every evaluated candidate is scored as the search saw it (its PIM accuracy when
+the PIM-aware search measured it, else its supernet accuracy; ``accuracy_source`` says
+which), and costed again here for its crossbar count and crossbar cells (crossbars x rows x
+cols). Reported per variant and seed, mean ± std over seeds:
+
+* ``hv_area``: hypervolume of ``(1 - accuracy, log10(area / area_ref))``, reference
+  ``(1 - r, 0)``: only accuracy above ``r`` (``--reference-accuracy``) counts, ``area_ref`` is
+  the largest area any candidate of either variant had (one reference for all runs);
+* ``hv_cells``: the same with the crossbar cells instead of the area;
+* ``front_area``: the non-dominated (accuracy, area) points, and the best accuracy under a
+  few area budgets (``--area-budgets``; "at low area the epitome front must dominate").
+
+The runs live in ``--out`` (default ``runs/epitome_search``); rerunning continues (the CLI's
+supernet and search stages resume). Children run with one torch thread each.
+
+Usage::
+
+    python benchmarks/epitome_search.py [--seeds 0,1,2] [--population 40] [--generations 15] \\
+        [--reference-accuracy 0.9] [--out runs/epitome_search]
+
+Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONFIG = Path(__file__).resolve().parents[1] / "src" / "crossnas" / "configs" / "digits_epim.yaml"
+VARIANTS = {"epitome": [], "dense": ["space.epitome=[1]"]}
+
+
+def _crossnas(args: list[str]) -> None:
+    exe = os.path.join(os.path.dirname(sys.executable), "crossnas")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    subprocess.run([exe, *args], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def _sets(variant: str, args: argparse.Namespace) -> list[str]:
+    sets = [*VARIANTS[variant], "search.mode=pareto", "search.objectives=[area_mm2]",
+            f"search.evolution.population={args.population}", f"search.evolution.generations={args.generations}",
+            *args.set]
+    return [x for s in sets for x in ("--set", s)]
+
+
+def _costed(variant: str, cands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Adds ``crossbars`` and ``cells`` (crossbars x rows x cols) to each candidate."""
+    from crossnas.config.loading import parse_set_options
+    from crossnas.config.run import load_run_config
+    from crossnas.config.search import apply_hardware_genes
+    from crossnas.hw import cost_networks
+    from crossnas.space.arch import ArchSpec
+    from crossnas.space.mnsim import arch_to_network_dict
+
+    cfg = load_run_config(CONFIG, parse_set_options(VARIANTS[variant]))  # the variant's space and hardware
+    nets, hws = [], []
+    for c in cands:
+        nets.append(arch_to_network_dict(ArchSpec.from_string(c["arch"]), cfg.space, (1, 8, 8), 10))
+        hws.append(apply_hardware_genes(cfg.hardware, dict(c["hardware_genes"])))
+    res = cost_networks(nets, hws, strict=False)
+    out = []
+    for i, c in enumerate(cands):
+        if i in res.errors:
+            continue
+        xb = res.report(i)["crossbars"]
+        out.append({**c, "crossbars": xb, "cells": xb * hws[i].crossbar.rows * hws[i].crossbar.cols})
+    return out
+
+
+def _front(points: np.ndarray) -> np.ndarray:
+    """Non-dominated rows of ``(1 - accuracy, cost)`` (both minimised), sorted by cost."""
+    order = np.lexsort((points[:, 0], points[:, 1]))
+    best, keep = np.inf, []
+    for i in order:
+        if points[i, 0] < best:
+            keep.append(i)
+            best = points[i, 0]
+    return points[keep]
+
+
+def main() -> None:
+    from crossnas.pipeline.stages import export_candidates
+    from crossnas.search.objectives import hypervolume
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--population", type=int, default=40)
+    ap.add_argument("--generations", type=int, default=15)
+    ap.add_argument("--reference-accuracy", type=float, default=0.9)
+    ap.add_argument("--area-budgets", default="20,40,80")
+    ap.add_argument("--out", default="runs/epitome_search")
+    ap.add_argument("--set", action="append", default=[], help="extra config override for every run (repeatable)")
+    args = ap.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out)
+    runs: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    timing: dict[str, Any] = {}
+    for variant in VARIANTS:
+        vdir = out / variant
+        t0 = time.perf_counter()
+        _crossnas(["run", "-c", str(CONFIG), "-o", str(vdir), "--until", "supernet", "--no-progress",
+                   *_sets(variant, args)])
+        timing[f"{variant}_supernet_s"] = round(time.perf_counter() - t0, 1)
+        runs[variant] = {}
+        for seed in seeds:
+            sdir = vdir / f"seed{seed}"
+            t0 = time.perf_counter()
+            _crossnas(["search", "-c", str(CONFIG), "-o", str(sdir), "--supernet", str(vdir / "supernet"), "--no-progress",
+                       *_sets(variant, args), "--set", f"search.seed={seed}"])
+            timing[f"{variant}_seed{seed}_search_s"] = round(time.perf_counter() - t0, 1)
+            cands = export_candidates(sdir, "crossnas")["candidates"]
+            runs[variant][seed] = _costed(variant, cands)
+            print(f"{variant} seed {seed}: {len(runs[variant][seed])} candidates "
+                  f"({timing[f'{variant}_seed{seed}_search_s']:.0f} s)", flush=True)
+
+    r = args.reference_accuracy
+    refs = {m: max(c[m] for v in runs.values() for cs in v.values() for c in cs) for m in ("area_mm2", "cells")}
+    budgets = [float(b) for b in args.area_budgets.split(",")]
+    table: dict[str, Any] = {}
+    for variant, by_seed in runs.items():
+        rows = []
+        for seed, cands in by_seed.items():
+            acc = np.array([c["accuracy"] for c in cands])
+            row: dict[str, Any] = {"seed": seed, "evaluations": len(cands),
+                                   "pim_scored": sum(c.get("accuracy_source") == "pim" for c in cands)}
+            for metric, key in (("area_mm2", "hv_area"), ("cells", "hv_cells")):
+                cost = np.log10(np.array([c[metric] for c in cands], dtype=float) / refs[metric])
+                row[key] = float(hypervolume(np.stack([1 - acc, cost], axis=1), np.array([1 - r, 0.0])))
+            area = np.array([c["area_mm2"] for c in cands])
+            row["front_area"] = [[round(1 - a, 4), round(float(x), 2)]
+                                 for a, x in _front(np.stack([1 - acc, area], axis=1))]
+            row["best_accuracy_at_area"] = {f"{b:g}": float(acc[area <= b].max()) if (area <= b).any() else None
+                                            for b in budgets}
+            row["min_area_at_reference"] = float(area[acc > r].min()) if (acc > r).any() else None
+            row["min_crossbars_at_reference"] = (min(c["crossbars"] for c in cands if c["accuracy"] > r)
+                                                 if (acc > r).any() else None)
+            rows.append(row)
+        summary: dict[str, Any] = {"runs": rows}
+        for key in ("hv_area", "hv_cells", "min_area_at_reference", "min_crossbars_at_reference"):
+            vals = [x[key] for x in rows if x[key] is not None]
+            summary[f"{key}_mean"] = statistics.mean(vals) if vals else None
+            summary[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        table[variant] = summary
+        print(f"{variant}: hv(acc, log area) {summary['hv_area_mean']:.4f} ± {summary['hv_area_std']:.4f}, "
+              f"hv(acc, log cells) {summary['hv_cells_mean']:.4f} ± {summary['hv_cells_std']:.4f}, "
+              f"min area above {r:g}: {summary['min_area_at_reference_mean']}", flush=True)
+    print(json.dumps({"reference_accuracy": r, "area_ref_mm2": refs["area_mm2"], "cells_ref": refs["cells"],
+                      "seeds": seeds, "population": args.population, "generations": args.generations,
+                      "timing_s": timing, "variants": table}))
+
+
+if __name__ == "__main__":
+    main()
