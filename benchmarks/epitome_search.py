@@ -4,7 +4,8 @@ Two variants of ``configs/digits_epim.yaml`` (PIM-aware accuracy, MNSIM cost mod
 same hardware genes), each with its own supernet trained on its own space:
 
 * ``epitome``: the config as it is (``space.epitome: [1, 2, 4]``);
-* ``dense``: ``space.epitome: [1]`` (no epitome gene).
+* ``dense``: ``space.epitome: [1]`` (no epitome gene);
+* ``epitome@N`` / ``dense@N``: the same with the supernet trained ``N`` epochs (the config: 120).
 
 Both search in Pareto mode (NSGA-II) for accuracy against chip area (``area_mm2``: in the
 MNSIM mode the area is the tiles the crossbars need), with the same population, generations
@@ -55,8 +56,17 @@ def _crossnas(args: list[str]) -> None:
     subprocess.run([exe, *args], check=True, env=env, stdout=subprocess.DEVNULL)
 
 
+def _variant(name: str) -> tuple[str, list[str]]:
+    """``epitome`` / ``dense``, optionally ``@EPOCHS`` (its supernet trained that long): the
+    variant's base name and its config overrides."""
+    base, _, epochs = name.partition("@")
+    if base not in VARIANTS or (epochs and not epochs.isdigit()):
+        raise SystemExit(f"--variants: {name!r}; allowed: {', '.join(VARIANTS)}, optionally @EPOCHS")
+    return base, [*VARIANTS[base], *([f"train.epochs={epochs}"] if epochs else [])]
+
+
 def _sets(variant: str, args: argparse.Namespace) -> list[str]:
-    sets = [*VARIANTS[variant], "search.mode=pareto", "search.objectives=[area_mm2]",
+    sets = [*_variant(variant)[1], "search.mode=pareto", "search.objectives=[area_mm2]",
             f"search.evolution.population={args.population}", f"search.evolution.generations={args.generations}",
             *args.set]
     return [x for s in sets for x in ("--set", s)]
@@ -71,7 +81,7 @@ def _costed(variant: str, cands: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from crossnas.space.arch import ArchSpec
     from crossnas.space.mnsim import arch_to_network_dict
 
-    cfg = load_run_config(CONFIG, parse_set_options(VARIANTS[variant]))  # the variant's space and hardware
+    cfg = load_run_config(CONFIG, parse_set_options(_variant(variant)[1]))  # the variant's space and hardware
     nets, hws = [], []
     for c in cands:
         nets.append(arch_to_network_dict(ArchSpec.from_string(c["arch"]), cfg.space, (1, 8, 8), 10))
@@ -108,14 +118,16 @@ def main() -> None:
     ap.add_argument("--reference-accuracy", type=float, default=0.9)
     ap.add_argument("--area-budgets", default="20,40,80")
     ap.add_argument("--out", default="runs/epitome_search")
+    ap.add_argument("--variants", default="epitome,dense",
+                    help="comma-separated: epitome, dense, each optionally @EPOCHS of supernet training")
     ap.add_argument("--set", action="append", default=[], help="extra config override for every run (repeatable)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {}
     timing: dict[str, Any] = {}
-    for variant in VARIANTS:
-        vdir = out / variant
+    for variant in args.variants.split(","):
+        vdir = out / variant.replace("@", "_e")
         t0 = time.perf_counter()
         _crossnas(["run", "-c", str(CONFIG), "-o", str(vdir), "--until", "supernet", "--no-progress",
                    *_sets(variant, args)])
