@@ -25,6 +25,10 @@ reuses one (e.g. the run of part 3). ``--split`` must say which Fashion-MNIST sp
 
 Cost on 2 CPU cores (see the estimate at the top of the config): part 1 with N = 10,
 2 seeds, 2 scratch epochs ≈ 40 trainings of ~3-6 min each; part 2 ≈ 15 searches.
+Two cores: run the ranking part twice at once, ``--threads 1 --scratch-seeds 1`` with
+``--scratch-seed-offset 0`` and ``1`` (same ``--supernet``), each printing to a file, then
+``python benchmarks/fashion_mnist.py --merge A.json B.json`` computes the taus over both.
+
 Usage::
 
     python benchmarks/fashion_mnist.py --split stratified --set data.root=data/fashion-mnist \\
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -80,7 +85,7 @@ def _ranking(args: argparse.Namespace, cfg: Any, net: Any, data: Any) -> dict[st
     t0 = time.perf_counter()
     for k in range(args.scratch_seeds):
         for i, s in enumerate(specs):
-            seed = 1000 + i + 100 * k
+            seed = 1000 + i + 100 * (k + args.scratch_seed_offset)
             torch.manual_seed(seed)
             m = build_static(s, cfg.space, data.input_shape, data.n_classes)
             r = train_static(m, data, tc, data_cfg=cfg.data, seed=seed)
@@ -96,9 +101,40 @@ def _ranking(args: argparse.Namespace, cfg: Any, net: Any, data: Any) -> dict[st
         "inherited_score_s": round(score_s, 2),
         "scratch_train_s": round((time.perf_counter() - t0) / scratch.size, 1),
     }
+    out["scratch_seed_offset"] = args.scratch_seed_offset
     if args.scratch_seeds >= 2:
         out["kendall_tau_seed_to_seed"] = float(kendalltau(scratch[0], scratch[1]).statistic)
         out["kendall_tau_loss_seed_to_seed"] = float(kendalltau(scratch_loss[0], scratch_loss[1]).statistic)
+    return out
+
+
+def _merge(paths: list[str]) -> dict[str, Any]:
+    """Joins ranking runs made with different ``--scratch-seed-offset`` (the same subnets and
+    supernet, e.g. one process per core) and computes the Kendall taus over all their seeds."""
+    from scipy.stats import kendalltau
+
+    runs = [json.loads(Path(p).read_text().strip().splitlines()[-1]) for p in paths]
+    first = runs[0]
+    for r in runs[1:]:
+        if r["archs"] != first["archs"] or r["inherited_val_acc"] != first["inherited_val_acc"]:
+            raise SystemExit("--merge: the runs rank different subnets or supernets")
+    scratch = np.concatenate([np.array(r["scratch_val_acc"]) for r in runs])
+    scratch_loss = np.concatenate([np.array(r["scratch_val_loss"]) for r in runs])
+    out = {k: first[k] for k in ("dataset", "split", "config", "set", "supernet_epochs", "kendall_n", "scratch_epochs",
+                                  "archs", "inherited_val_acc", "inherited_val_loss", "inherited_score_s") if k in first}
+    out.update({
+        "scratch_seeds": int(scratch.shape[0]), "scratch_val_acc": scratch.tolist(),
+        "scratch_val_loss": scratch_loss.tolist(), "merged_from": paths,
+        "kendall_tau": float(kendalltau(first["inherited_val_acc"], scratch.mean(0)).statistic),
+        "kendall_tau_loss": float(kendalltau(first["inherited_val_loss"], scratch_loss.mean(0)).statistic),
+        "scratch_train_s": statistics.mean(r["scratch_train_s"] for r in runs),
+    })
+    if scratch.shape[0] >= 2:
+        pairs = [(a, b) for a in range(len(scratch)) for b in range(a + 1, len(scratch))]
+        out["kendall_tau_seed_to_seed"] = statistics.mean(
+            float(kendalltau(scratch[a], scratch[b]).statistic) for a, b in pairs)
+        out["kendall_tau_loss_seed_to_seed"] = statistics.mean(
+            float(kendalltau(scratch_loss[a], scratch_loss[b]).statistic) for a, b in pairs)
     return out
 
 
@@ -126,7 +162,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(CONFIG))
     ap.add_argument("--set", action="append", default=[], help="config override, e.g. data.root=DIR")
-    ap.add_argument("--split", required=True, choices=["official", "stratified"],
+    ap.add_argument("--merge", nargs="+", default=None,
+                    help="join the outputs (files) of ranking runs with different --scratch-seed-offset; nothing else")
+    ap.add_argument("--scratch-seed-offset", type=int, default=0,
+                    help="from-scratch seeds start at this index (one process per core, joined with --merge)")
+    ap.add_argument("--split", required=False, choices=["official", "stratified"],
                     help="which Fashion-MNIST split data.root holds (reported with every figure)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--supernet", default=None, help="reuse a trained supernet run dir (else train one here)")
@@ -138,6 +178,11 @@ def main() -> None:
     ap.add_argument("--reference-accuracy", type=float, default=0.8)
     ap.add_argument("--run", default=None, help="a finished crossnas run dir whose winners to report")
     args = ap.parse_args()
+    if args.merge:
+        print(json.dumps(_merge(args.merge)))
+        return
+    if args.split is None:
+        ap.error("--split is required")
     torch.set_num_threads(args.threads)
 
     from crossnas.config.run import load_run_config
