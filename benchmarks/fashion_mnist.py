@@ -82,18 +82,25 @@ def _ranking(args: argparse.Namespace, cfg: Any, net: Any, data: Any) -> dict[st
                         "weight_noise": 0.0, "val_subnets": 0})
     scratch = np.zeros((args.scratch_seeds, len(specs)))
     scratch_loss = np.zeros_like(scratch)
+    train_data = data
+    if args.scratch_images:  # a seeded subset of the training split (the validation split stays whole)
+        import dataclasses
+
+        pick = torch.from_numpy(np.random.default_rng(0).permutation(len(data.train_y))[:args.scratch_images])
+        train_data = dataclasses.replace(data, train_x=data.train_x[pick], train_y=data.train_y[pick])
     t0 = time.perf_counter()
     for k in range(args.scratch_seeds):
         for i, s in enumerate(specs):
             seed = 1000 + i + 100 * (k + args.scratch_seed_offset)
             torch.manual_seed(seed)
             m = build_static(s, cfg.space, data.input_shape, data.n_classes)
-            r = train_static(m, data, tc, data_cfg=cfg.data, seed=seed)
+            r = train_static(m, train_data, tc, data_cfg=cfg.data, seed=seed)
             scratch[k, i], scratch_loss[k, i] = r.extra["val_acc"], val_loss(r.model)
             print(f"seed {k}: scratch {scratch[k, i]:6.1%} (loss {scratch_loss[k, i]:.3f}), inherited "
                   f"{inherited[i]:6.1%} (loss {inherited_loss[i]:.3f})  {s}", flush=True)
     out: dict[str, Any] = {
         "kendall_n": len(specs), "scratch_epochs": args.scratch_epochs, "scratch_seeds": args.scratch_seeds,
+        "scratch_images": len(train_data.train_y),
         "kendall_tau": float(kendalltau(inherited, scratch.mean(0)).statistic),
         "kendall_tau_loss": float(kendalltau(inherited_loss, scratch_loss.mean(0)).statistic),
         "archs": [str(s) for s in specs], "inherited_val_acc": inherited, "inherited_val_loss": inherited_loss,
@@ -121,6 +128,7 @@ def _merge(paths: list[str]) -> dict[str, Any]:
     scratch = np.concatenate([np.array(r["scratch_val_acc"]) for r in runs])
     scratch_loss = np.concatenate([np.array(r["scratch_val_loss"]) for r in runs])
     out = {k: first[k] for k in ("dataset", "split", "config", "set", "supernet_epochs", "kendall_n", "scratch_epochs",
+                                  "scratch_images",
                                   "archs", "inherited_val_acc", "inherited_val_loss", "inherited_score_s") if k in first}
     out.update({
         "scratch_seeds": int(scratch.shape[0]), "scratch_val_acc": scratch.tolist(),
@@ -172,6 +180,8 @@ def main() -> None:
     ap.add_argument("--supernet", default=None, help="reuse a trained supernet run dir (else train one here)")
     ap.add_argument("--kendall", type=int, default=0, help="random subnets for the ranking part (0 = skip)")
     ap.add_argument("--scratch-epochs", type=int, default=2)
+    ap.add_argument("--scratch-images", type=int, default=0,
+                    help="train from scratch on a seeded subset of this many training images (0 = all)")
     ap.add_argument("--scratch-seeds", type=int, default=2)
     ap.add_argument("--compare", default=None, help="output dir of the baseline comparison (omit = skip)")
     ap.add_argument("--compare-seeds", default="0,1,2")
