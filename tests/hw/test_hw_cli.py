@@ -209,3 +209,16 @@ def test_batch_line_with_bad_utf8_is_named(tmp_path: Path, capsys) -> None:  # n
     for extra in ((), ("--json",)):
         rc, out, err = _run(capsys, "hw", "--batch", str(f), *extra)
         assert rc == 2 and "line 2" in err and "UTF-8" in err and len(err.strip().splitlines()) == 1
+
+
+def test_batch_leaves_the_garbage_collector_as_it_was(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """``--batch --json`` turns the cyclic GC off while it runs and back on after (the CLI
+    also runs inside other programs)."""
+    import gc
+
+    net = arch_to_network_dict(ArchSpec.from_string("V32w5a5-S"), SpaceConfig(n_layers=2), (3, 32, 32), 10)
+    f = tmp_path / "batch.jsonl"
+    f.write_text(json.dumps(net) + "\n")
+    assert gc.isenabled()
+    rc, out, _ = _run(capsys, "hw", "--batch", str(f), "--json")
+    assert rc == 0 and out.count("\n") == 1 and gc.isenabled()

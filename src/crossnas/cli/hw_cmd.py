@@ -164,36 +164,45 @@ def _batch_json(lines: list[bytes], hw0: Any, name: str) -> None:
     """Costs a batch and prints one JSON line per network, in order; nothing is printed when
     any line is bad (the first bad line's error is raised)."""
     import gc
-    import multiprocessing as mp
     import sys
 
     # Tens of thousands of small layer objects per thousand lines, none of them cyclic:
-    # the cyclic collector's passes over them cost more than the parsing (measured).
+    # the cyclic collector's passes over them cost more than the parsing (measured). Its
+    # state is restored afterwards (the CLI also runs inside other programs and tests).
+    was_enabled = gc.isenabled()
     gc.disable()
-    numbered = list(enumerate(lines, start=1))
-    workers = _workers()
-    if len(numbered) < PARALLEL_MIN_LINES or workers < 2 or "fork" not in mp.get_all_start_methods():
-        out, err = _batch_chunk((numbered, hw0, name))
-    else:
-        from crossnas.hw import kernel
-
-        global _FORKED_BATCH
-        kernel.load()  # compile / load once, before forking
-        size = -(-len(numbered) // (workers * 4))
-        _FORKED_BATCH = (numbered, hw0, name)
-        try:
-            with mp.get_context("fork").Pool(workers) as pool:
-                parts = pool.map(_forked_chunk, [(i, i + size) for i in range(0, len(numbered), size)])
-        finally:
-            _FORKED_BATCH = None
-        errors = [e for _, e in parts if e]
-        err = errors[0] if errors else None
-        out = b"".join(o for o, _ in parts)
+    try:
+        out, err = _batch_output(list(enumerate(lines, start=1)), hw0, name)
+    finally:
+        if was_enabled:
+            gc.enable()
     if err:
         raise CrossnasError(err)
     sys.stdout.flush()
     sys.stdout.buffer.write(out)
     sys.stdout.buffer.flush()
+
+
+def _batch_output(numbered: list[tuple[int, bytes]], hw0: Any, name: str) -> tuple[bytes, str | None]:
+    """The JSON lines of a batch (forked workers for a large one), or the first error."""
+    import multiprocessing as mp
+
+    global _FORKED_BATCH
+    workers = _workers()
+    if len(numbered) < PARALLEL_MIN_LINES or workers < 2 or "fork" not in mp.get_all_start_methods():
+        return _batch_chunk((numbered, hw0, name))
+    from crossnas.hw import kernel
+
+    kernel.load()  # compile / load once, before forking
+    size = -(-len(numbered) // (workers * 4))
+    _FORKED_BATCH = (numbered, hw0, name)
+    try:
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_forked_chunk, [(i, i + size) for i in range(0, len(numbered), size)])
+    finally:
+        _FORKED_BATCH = None
+    errors = [e for _, e in parts if e]
+    return b"".join(o for o, _ in parts), (errors[0] if errors else None)
 
 
 def register(app: typer.Typer) -> None:
