@@ -53,33 +53,43 @@ import torch
 CONFIG = Path(__file__).resolve().parents[1] / "src" / "crossnas" / "configs" / "fashion_mnist.yaml"
 
 
-def _ranking(args: argparse.Namespace, cfg: Any, net: Any, data: Any) -> dict[str, Any]:
-    import torch.nn.functional as F
-    from scipy.stats import kendalltau
+def _subnets(cfg: Any, input_hw: int, n: int) -> list[Any]:
+    from crossnas.space.arch import random_arch
 
+    rng = np.random.default_rng(12345)
+    return [random_arch(cfg.space, rng, input_hw) for _ in range(n)]
+
+
+def _val_loss(model: torch.nn.Module, data: Any) -> float:
+    import torch.nn.functional as F
+
+    model.eval()
+    with torch.no_grad():
+        losses = [F.cross_entropy(model(data.val_x[i:i + 1000]), data.val_y[i:i + 1000], reduction="sum")
+                  for i in range(0, len(data.val_y), 1000)]
+    return float(sum(losses)) / len(data.val_y)
+
+
+def _scratch(args: argparse.Namespace, cfg: Any, data: Any, specs: list[Any]) -> tuple[np.ndarray, np.ndarray, float]:
+    """From-scratch validation accuracy and loss, ``(seeds, subnets)`` each, and seconds per training.
+
+    With ``--scratch-cache FILE`` every finished training is stored there (atomically) under
+    its recipe, subnet and seed, and found there again: the target is trained once and
+    reused for any supernet, and an interrupted run resumes. Subnets run in order, both
+    seeds of one before the next, so a partial cache still pairs seeds."""
     from crossnas.config.run import load_run_config
     from crossnas.config.train import TrainConfig
-    from crossnas.space.arch import random_arch
-    from crossnas.supernet import SubnetScorer, build_static
+    from crossnas.supernet import build_static
     from crossnas.train import train_static
+    from crossnas.utils.io import write_json
 
-    def val_loss(model: torch.nn.Module) -> float:
-        model.eval()
-        with torch.no_grad():
-            losses = [F.cross_entropy(model(data.val_x[i:i + 1000]), data.val_y[i:i + 1000], reduction="sum")
-                      for i in range(0, len(data.val_y), 1000)]
-        return float(sum(losses)) / len(data.val_y)
-
-    scorer = SubnetScorer(net, data, bn_batches=cfg.train.val_bn_batches, batch_size=cfg.data.batch_size)
-    rng = np.random.default_rng(12345)
-    specs = [random_arch(cfg.space, rng, data.input_hw) for _ in range(args.kendall)]
-    t0 = time.perf_counter()
-    inherited = [float(a) for a in scorer.score_many(specs)]
-    score_s = (time.perf_counter() - t0) / len(specs)
-    inherited_loss = [val_loss(scorer.extract(s)) for s in specs]
     retrain = load_run_config(args.config, _overrides(args.set)).retrain
     tc = TrainConfig(**{**retrain.model_dump(exclude={"winners"}), "epochs": args.scratch_epochs,
                         "weight_noise": 0.0, "val_subnets": 0})
+    cache_path = Path(args.scratch_cache) if args.scratch_cache else None
+    cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path and cache_path.exists() else {}
+    recipe = f"epochs={args.scratch_epochs},images={args.scratch_images},lr={tc.lr},opt={tc.optimizer}"
+    book = cache.setdefault(recipe, {})
     scratch = np.zeros((args.scratch_seeds, len(specs)))
     scratch_loss = np.zeros_like(scratch)
     train_data = data
@@ -88,30 +98,59 @@ def _ranking(args: argparse.Namespace, cfg: Any, net: Any, data: Any) -> dict[st
 
         pick = torch.from_numpy(np.random.default_rng(0).permutation(len(data.train_y))[:args.scratch_images])
         train_data = dataclasses.replace(data, train_x=data.train_x[pick], train_y=data.train_y[pick])
-    t0 = time.perf_counter()
-    for k in range(args.scratch_seeds):
-        for i, s in enumerate(specs):
+    t0, trained = time.perf_counter(), 0
+    for i, s in enumerate(specs):
+        for k in range(args.scratch_seeds):
             seed = 1000 + i + 100 * (k + args.scratch_seed_offset)
-            torch.manual_seed(seed)
-            m = build_static(s, cfg.space, data.input_shape, data.n_classes)
-            r = train_static(m, train_data, tc, data_cfg=cfg.data, seed=seed)
-            scratch[k, i], scratch_loss[k, i] = r.extra["val_acc"], val_loss(r.model)
-            print(f"seed {k}: scratch {scratch[k, i]:6.1%} (loss {scratch_loss[k, i]:.3f}), inherited "
-                  f"{inherited[i]:6.1%} (loss {inherited_loss[i]:.3f})  {s}", flush=True)
+            key = f"{s}@{seed}"
+            if key not in book:
+                torch.manual_seed(seed)
+                m = build_static(s, cfg.space, data.input_shape, data.n_classes)
+                r = train_static(m, train_data, tc, data_cfg=cfg.data, seed=seed)
+                book[key] = [float(r.extra["val_acc"]), _val_loss(r.model, data)]
+                trained += 1
+                if cache_path is not None:
+                    write_json(cache_path, cache)
+            scratch[k, i], scratch_loss[k, i] = book[key]
+            print(f"seed {k}: scratch {scratch[k, i]:6.1%} (loss {scratch_loss[k, i]:.3f})  {s}", flush=True)
+    return scratch, scratch_loss, (time.perf_counter() - t0) / max(trained, 1)
+
+
+def _ranking(args: argparse.Namespace, cfg: Any, net: Any, data: Any) -> dict[str, Any]:
+    from scipy.stats import kendalltau
+
+    from crossnas.supernet import SubnetScorer
+
+    specs = _subnets(cfg, data.input_hw, args.kendall)
+    scratch, scratch_loss, train_s = _scratch(args, cfg, data, specs)
     out: dict[str, Any] = {
         "kendall_n": len(specs), "scratch_epochs": args.scratch_epochs, "scratch_seeds": args.scratch_seeds,
-        "scratch_images": len(train_data.train_y),
+        "scratch_images": args.scratch_images or len(data.train_y),
+        "archs": [str(s) for s in specs],
+        "scratch_val_acc": scratch.tolist(), "scratch_val_loss": scratch_loss.tolist(),
+        "scratch_train_s": round(train_s, 1), "scratch_seed_offset": args.scratch_seed_offset,
+    }
+    if args.scratch_seeds >= 2:
+        pairs = [(a, b) for a in range(len(scratch)) for b in range(a + 1, len(scratch))]
+        out["kendall_tau_seed_to_seed"] = statistics.mean(
+            float(kendalltau(scratch[a], scratch[b]).statistic) for a, b in pairs)
+        out["kendall_tau_loss_seed_to_seed"] = statistics.mean(
+            float(kendalltau(scratch_loss[a], scratch_loss[b]).statistic) for a, b in pairs)
+    if net is None:
+        return out
+    scorer = SubnetScorer(net, data, bn_batches=cfg.train.val_bn_batches, batch_size=cfg.data.batch_size)
+    t0 = time.perf_counter()
+    inherited = [float(a) for a in scorer.score_many(specs)]
+    out["inherited_score_s"] = round((time.perf_counter() - t0) / len(specs), 2)
+    inherited_loss = [_val_loss(scorer.extract(s), data) for s in specs]
+    for i, s in enumerate(specs):
+        print(f"inherited {inherited[i]:6.1%} (loss {inherited_loss[i]:.3f}), scratch mean "
+              f"{scratch[:, i].mean():6.1%}  {s}", flush=True)
+    out.update({
+        "inherited_val_acc": inherited, "inherited_val_loss": inherited_loss,
         "kendall_tau": float(kendalltau(inherited, scratch.mean(0)).statistic),
         "kendall_tau_loss": float(kendalltau(inherited_loss, scratch_loss.mean(0)).statistic),
-        "archs": [str(s) for s in specs], "inherited_val_acc": inherited, "inherited_val_loss": inherited_loss,
-        "scratch_val_acc": scratch.tolist(), "scratch_val_loss": scratch_loss.tolist(),
-        "inherited_score_s": round(score_s, 2),
-        "scratch_train_s": round((time.perf_counter() - t0) / scratch.size, 1),
-    }
-    out["scratch_seed_offset"] = args.scratch_seed_offset
-    if args.scratch_seeds >= 2:
-        out["kendall_tau_seed_to_seed"] = float(kendalltau(scratch[0], scratch[1]).statistic)
-        out["kendall_tau_loss_seed_to_seed"] = float(kendalltau(scratch_loss[0], scratch_loss[1]).statistic)
+    })
     return out
 
 
@@ -183,6 +222,10 @@ def main() -> None:
     ap.add_argument("--scratch-images", type=int, default=0,
                     help="train from scratch on a seeded subset of this many training images (0 = all)")
     ap.add_argument("--scratch-seeds", type=int, default=2)
+    ap.add_argument("--scratch-cache", default=None,
+                    help="JSON file keeping every from-scratch result (reused across supernets, resumes)")
+    ap.add_argument("--scratch-only", action="store_true",
+                    help="only train the from-scratch target (--kendall N subnets of --config's space; no supernet)")
     ap.add_argument("--compare", default=None, help="output dir of the baseline comparison (omit = skip)")
     ap.add_argument("--compare-seeds", default="0,1,2")
     ap.add_argument("--reference-accuracy", type=float, default=0.8)
@@ -201,6 +244,12 @@ def main() -> None:
 
     out: dict[str, Any] = {"dataset": "fashion_mnist", "split": args.split, "config": str(args.config),
                            "set": args.set}
+    if args.scratch_only:
+        cfg = load_run_config(args.config, _overrides(args.set)).supernet_config()
+        data = load_data(cfg.data)
+        out.update(_ranking(args, cfg, None, data))
+        print(json.dumps(out))
+        return
     need_supernet = args.kendall > 0 or args.compare is not None
     with tempfile.TemporaryDirectory() as tmp:
         supernet_dir = Path(args.supernet) if args.supernet else Path(tmp) / "supernet"

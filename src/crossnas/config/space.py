@@ -55,6 +55,12 @@ class SpaceConfig(BaseModel):
     head: HeadConfig = HeadConfig()
     quantize: bool = True
     """Fake-quantize with the sampled bits during supernet training and scoring."""
+    share_convs: bool = False
+    """Supernet weight sharing across block types: ``vgg``, ``vgg_nopool`` and ``residual``
+    at one position use the same two 3x3 convs (each type keeps its own BatchNorms, the
+    residual its 1x1 shortcut). ``False``: one independent module per type and position
+    (SPOS). Sharing lets a supernet with mixed block types learn on harder data
+    (Fashion-MNIST, BENCHMARKS.md); subnets and static models are the same either way."""
     epitome: tuple[int, ...] = (1,)
     """Epitome (EPIM) wrap factors ``m`` a block may take, one gene per choice layer;
     ``(1,)`` (the default) = dense convolutions only, no gene. A block with ``m > 1`` stores
@@ -97,11 +103,14 @@ class SpaceConfig(BaseModel):
 
     @model_serializer(mode="wrap")
     def _omit_dense_epitome(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Dumps leave out ``epitome`` at its default, so the dump (and the stage hashes and
-        model files built on it) of a space without epitomes is what it was before the field."""
+        """Dumps leave out ``epitome`` and ``share_convs`` at their defaults, so the dump (and
+        the stage hashes and model files built on it) of a space that uses neither is what it
+        was before those fields."""
         out: dict[str, Any] = handler(self)
         if self.epitome == (1,):
             out.pop("epitome", None)
+        if not self.share_convs:
+            out.pop("share_convs", None)
         return out
 
     @property

@@ -165,8 +165,10 @@ class ElasticLinear(nn.Module):
         self.register_buffer("act_clip", torch.ones(2))
         self.register_buffer("clip_initialised", torch.zeros(2, dtype=torch.bool))
 
-    def forward(self, x: torch.Tensor, w_bits: int | None, a_bits: int | None, mode: _Mode) -> torch.Tensor:
-        w = self.weight[:, : x.shape[1]]
+    def forward(self, x: torch.Tensor, w_bits: int | None, a_bits: int | None, mode: _Mode,
+                columns: torch.Tensor | None = None) -> torch.Tensor:
+        """``columns``: the input features' weight columns (default: the first ``x.shape[1]``)."""
+        w = self.weight[:, columns] if columns is not None else self.weight[:, : x.shape[1]]
         if a_bits is not None:
             clip = self.act_clip[0]
             if mode.update_clip:
@@ -178,9 +180,12 @@ class ElasticLinear(nn.Module):
             w = add_weight_noise(w, mode.noise, mode.noise_abs)
         return F.linear(x, w, self.bias)
 
-    def copy_to(self, dst: nn.Linear) -> None:
+    def copy_to(self, dst: nn.Linear, columns: torch.Tensor | None = None) -> None:
+        """Copies the active weight (``columns`` of the input features, else the first
+        ``dst.in_features``), bias and clip into ``dst``."""
         with torch.no_grad():
-            dst.weight.copy_(self.weight[:, : dst.in_features])
+            w = self.weight[:, columns] if columns is not None else self.weight[:, : dst.in_features]
+            dst.weight.copy_(w)
             dst.bias.copy_(self.bias)
             if hasattr(dst, "act_clip"):
                 _buffer(dst, "act_clip").copy_(self.act_clip[0])

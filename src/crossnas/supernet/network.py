@@ -3,9 +3,12 @@
 Layout: for each choice layer ``i`` and each non-skip block type ``b`` one elastic
 block ``blocks[i][b]`` holding max-size weights (``max(widths)`` outputs; inputs
 ``C_in`` for layer 0, else ``max(C_in, max(widths))``). Blocks of different types do
-not share weights; widths of the same block share by output-channel prefix. The head
-is shared by all paths (its first FC is sliced on its input features, which come out
-channel-major, so a prefix of features = a prefix of channels).
+not share weights (unless ``space.share_convs``: then ``vgg``, ``vgg_nopool`` and
+``residual`` at a position hold the same two 3x3 conv modules, each type keeping its own
+BatchNorms and the residual its 1x1 shortcut); widths of the same block share by
+output-channel prefix. The head is shared by all paths: its first FC's input features are
+laid out channel-major over the largest pooled map ``q x q``; a path with a smaller pooled
+map uses the columns of its top-left positions (:class:`ElasticHead`).
 
 ``net(x, spec)`` runs exactly the path ``spec``; nothing about the path is stored.
 In ``train()`` mode BatchNorm uses batch statistics (updating the sliced running
@@ -98,26 +101,49 @@ class ElasticResidual(nn.Module):
 
 
 class ElasticHead(nn.Module):
-    """Average pool to ``pool`` x ``pool`` (kernel = map // pool), FC layers, dropout."""
+    """Average pool to ``pool`` x ``pool`` (kernel = map // pool), FC layers, dropout.
 
-    def __init__(self, space: SpaceConfig, in_max: int, n_classes: int) -> None:
+    The first FC's weight is laid out as ``(out, C_max, q, q)`` flattened, ``q`` the largest
+    pooled map of any path. A path whose pooled map is smaller (``q' < q``: e.g. 3 pools
+    turn 28 into 3x3 while other paths pool to 2x2) uses the columns of the top-left
+    ``q' x q'`` positions of its channels (:meth:`first_fc_columns`), so feature
+    ``(c, y, x)`` meets the same weight column on every path; its static twin copies
+    those columns.
+    """
+
+    def __init__(self, space: SpaceConfig, c_max: int, q: int, n_classes: int) -> None:
         super().__init__()
         self.pool = space.head.pool
         self.dropout = space.head.dropout
-        sizes = [in_max, *space.head.fc, n_classes]
+        self.q = q
+        self._columns: dict[tuple[int, int, str], torch.Tensor] = {}
+        sizes = [c_max * q * q, *space.head.fc, n_classes]
         self.fcs = nn.ModuleList(ElasticLinear(sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1))
 
     def forward(self, x: torch.Tensor, wb: int | None, ab: int | None, mode: _Mode) -> torch.Tensor:
         k = head_pool_kernel(x.shape[-1], self.pool)
         if k > 1:
             x = F.avg_pool2d(x, k, k)
+        cols = self.first_fc_columns(x.shape[1], x.shape[-1]) if x.shape[-1] < self.q else None
         x = torch.flatten(x, 1)
         last = len(self.fcs) - 1
         for i, fc in enumerate(self.fcs):
-            x = fc(x, wb, ab, mode)
+            x = fc(x, wb, ab, mode, cols if i == 0 else None)
             if i < last:
                 x = F.dropout(F.relu(x), self.dropout, mode.dropout)
         return x
+
+    def first_fc_columns(self, channels: int, q_path: int) -> torch.Tensor:
+        """Indices into the first FC's input features used by a path with ``channels``
+        channels and a ``q_path x q_path`` pooled map, in its flatten order ``(c, y, x)``
+        (memoised: one small tensor per shape)."""
+        dev = cast("ElasticLinear", self.fcs[0]).weight.device
+        key = (channels, q_path, str(dev))
+        cols = self._columns.get(key)
+        if cols is None:
+            idx = torch.arange(channels * self.q * self.q, device=dev).view(channels, self.q, self.q)
+            cols = self._columns[key] = idx[:, :q_path, :q_path].reshape(-1)
+        return cols
 
 
 class Supernet(nn.Module):
@@ -166,9 +192,16 @@ class Supernet(nn.Module):
                 elif b == "residual":
                     d[b] = ElasticResidual(in_max, w_max)
             self.blocks.append(d)
+        if space.share_convs:
+            for dd in self._block_dicts():
+                conv_types = [b for b in ("vgg", "vgg_nopool", "residual") if b in dd]
+                first: Any = dd[conv_types[0]]
+                for b in conv_types[1:]:  # the same modules: one set of parameters and clips
+                    other: Any = dd[b]
+                    other.conv1, other.conv2 = first.conv1, first.conv2
         n_pool_max = max_pools(hw, space.head.pool) if "vgg" in space.blocks else 0
         q = max(head_out_hw(hw >> p, space.head.pool) for p in range(n_pool_max + 1))
-        self.head = ElasticHead(space, w_max * q * q, n_classes)
+        self.head = ElasticHead(space, w_max, q, n_classes)
         init_weights(self)
 
     # ---- forward ------------------------------------------------------------------------
@@ -234,7 +267,10 @@ class Supernet(nn.Module):
             block.copy_to(next(it), signed)
             signed = False
         fcs = [m for m in static.head if isinstance(m, nn.Linear)]
-        for src, dst in zip(cast("Iterable[ElasticLinear]", self.head.fcs), fcs, strict=True):
-            src.copy_to(dst)
+        channels = spec.effective_widths(self.input_shape[0])[-1]
+        q_path = head_out_hw(self.input_shape[1] >> spec.n_pools, self.space.head.pool)
+        cols = self.head.first_fc_columns(channels, q_path) if q_path < self.head.q else None
+        for i, (src, dst) in enumerate(zip(cast("Iterable[ElasticLinear]", self.head.fcs), fcs, strict=True)):
+            src.copy_to(dst, cols if i == 0 else None)
         dev = next(self.parameters()).device
         return static.to(dev).eval()
