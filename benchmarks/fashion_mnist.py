@@ -99,7 +99,8 @@ def _scratch(args: argparse.Namespace, cfg: Any, data: Any, specs: list[Any]) ->
         pick = torch.from_numpy(np.random.default_rng(0).permutation(len(data.train_y))[:args.scratch_images])
         train_data = dataclasses.replace(data, train_x=data.train_x[pick], train_y=data.train_y[pick])
     t0, trained = time.perf_counter(), 0
-    for i, s in enumerate(specs):
+    order = list(enumerate(specs))
+    for i, s in (order[::-1] if args.scratch_reverse else order):
         for k in range(args.scratch_seeds):
             seed = 1000 + i + 100 * (k + args.scratch_seed_offset)
             key = f"{s}@{seed}"
@@ -224,6 +225,8 @@ def main() -> None:
     ap.add_argument("--scratch-seeds", type=int, default=2)
     ap.add_argument("--scratch-cache", default=None,
                     help="JSON file keeping every from-scratch result (reused across supernets, resumes)")
+    ap.add_argument("--scratch-reverse", action="store_true",
+                    help="train the subnets last first (a second process with its own cache; join the caches after)")
     ap.add_argument("--scratch-only", action="store_true",
                     help="only train the from-scratch target (--kendall N subnets of --config's space; no supernet)")
     ap.add_argument("--compare", default=None, help="output dir of the baseline comparison (omit = skip)")
