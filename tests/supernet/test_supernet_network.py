@@ -25,15 +25,15 @@ def _space(quantize: bool) -> SpaceConfig:
     return SpaceConfig(n_layers=3, widths=(4, 8), w_bits=(3, 5), a_bits=(4, 6), head={"fc": (12,)}, quantize=quantize)
 
 
-def _trained(space: SpaceConfig, seed: int = 0) -> Supernet:
+def _trained(space: SpaceConfig, seed: int = 0, shape: tuple[int, int, int] = SHAPE) -> Supernet:
     """A supernet whose BN statistics and clips have seen a few random paths."""
     torch.manual_seed(seed)
-    net = Supernet(space, SHAPE, 10)
+    net = Supernet(space, shape, 10)
     rng = np.random.default_rng(seed)
     net.train()
     with torch.no_grad():
         for _ in range(12):
-            net(torch.randn(16, *SHAPE) * 2, random_arch(space, rng, 8))
+            net(torch.randn(16, *shape) * 2, random_arch(space, rng, shape[1]))
     return net.eval()
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_supernet_network import _trained as trained_supernet
 
 from crossnas.config.space import SpaceConfig
 from crossnas.space.arch import ArchSpec, random_arch
@@ -24,14 +25,7 @@ def _space(quantize: bool = False, share: bool = False) -> SpaceConfig:
 
 
 def _trained(space: SpaceConfig, seed: int = 0) -> Supernet:
-    torch.manual_seed(seed)
-    net = Supernet(space, SHAPE, 10)
-    rng = np.random.default_rng(seed)
-    net.train()
-    with torch.no_grad():
-        for _ in range(12):
-            net(torch.randn(16, *SHAPE) * 2, random_arch(space, rng, SHAPE[1]))
-    return net.eval()
+    return trained_supernet(space, seed, SHAPE)
 
 
 def test_head_feature_meets_the_same_weight_column_on_every_path() -> None:
