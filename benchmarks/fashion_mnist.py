@@ -25,9 +25,11 @@ reuses one (e.g. the run of part 3). ``--split`` must say which Fashion-MNIST sp
 
 Cost on 2 CPU cores (see the estimate at the top of the config): part 1 with N = 10,
 2 seeds, 2 scratch epochs ≈ 40 trainings of ~3-6 min each; part 2 ≈ 15 searches.
-Two cores: run the ranking part twice at once, ``--threads 1 --scratch-seeds 1`` with
-``--scratch-seed-offset 0`` and ``1`` (same ``--supernet``), each printing to a file, then
-``python benchmarks/fashion_mnist.py --merge A.json B.json`` computes the taus over both.
+The from-scratch target does not depend on the supernet: ``--scratch-only
+--scratch-cache FILE`` trains it once (resumable; two cores: a second process with
+``--scratch-reverse`` and its own cache file, the two JSON caches joined by recipe), and
+``--kendall N --scratch-cache FILE --supernet DIR`` then ranks any supernet against it in
+minutes. (Older route: ``--scratch-seed-offset`` per process and ``--merge A.json B.json``.)
 
 Usage::
 
