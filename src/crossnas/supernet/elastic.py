@@ -168,7 +168,7 @@ class ElasticLinear(nn.Module):
     def forward(self, x: torch.Tensor, w_bits: int | None, a_bits: int | None, mode: _Mode,
                 columns: torch.Tensor | None = None) -> torch.Tensor:
         """``columns``: the input features' weight columns (default: the first ``x.shape[1]``)."""
-        w = self.weight[:, columns] if columns is not None else self.weight[:, : x.shape[1]]
+        w = self._active(x.shape[1], columns)
         if a_bits is not None:
             clip = self.act_clip[0]
             if mode.update_clip:
@@ -180,12 +180,15 @@ class ElasticLinear(nn.Module):
             w = add_weight_noise(w, mode.noise, mode.noise_abs)
         return F.linear(x, w, self.bias)
 
+    def _active(self, n_in: int, columns: torch.Tensor | None) -> torch.Tensor:
+        """The weight a path uses: its ``columns``, else the first ``n_in`` input features."""
+        return self.weight[:, columns] if columns is not None else self.weight[:, :n_in]
+
     def copy_to(self, dst: nn.Linear, columns: torch.Tensor | None = None) -> None:
         """Copies the active weight (``columns`` of the input features, else the first
         ``dst.in_features``), bias and clip into ``dst``."""
         with torch.no_grad():
-            w = self.weight[:, columns] if columns is not None else self.weight[:, : dst.in_features]
-            dst.weight.copy_(w)
+            dst.weight.copy_(self._active(dst.in_features, columns))
             dst.bias.copy_(self.bias)
             if hasattr(dst, "act_clip"):
                 _buffer(dst, "act_clip").copy_(self.act_clip[0])
