@@ -8,7 +8,9 @@ Three parts, each skipped unless asked for; every figure lands in the final JSON
    times for ``--scratch-epochs`` with the config's ``retrain`` optimiser (no weight
    noise). Reported: Kendall τ of inherited vs mean from-scratch validation accuracy (and
    cross-entropy loss), the seed-to-seed τ of the from-scratch rankings (the noise
-   ceiling no proxy can beat), inherited and from-scratch accuracies per subnet.
+   ceiling no proxy can beat; with 4+ seeds also the split-half τ of half-seed means),
+   a bootstrap standard error of τ over the subnets, inherited and from-scratch accuracies
+   per subnet.
    Goal of the issue: ceiling ≥ 0.7 and τ ≥ 0.5.
 2. **Search vs baselines** (``--compare DIR``): ``crossnas compare`` (joint search vs
    random, two-stage and hardware-blind baselines, seeds ``--compare-seeds``) on the trained
@@ -133,12 +135,7 @@ def _ranking(args: argparse.Namespace, cfg: Any, net: Any, data: Any) -> dict[st
         "scratch_val_acc": scratch.tolist(), "scratch_val_loss": scratch_loss.tolist(),
         "scratch_train_s": round(train_s, 1), "scratch_seed_offset": args.scratch_seed_offset,
     }
-    if args.scratch_seeds >= 2:
-        pairs = [(a, b) for a in range(len(scratch)) for b in range(a + 1, len(scratch))]
-        out["kendall_tau_seed_to_seed"] = statistics.mean(
-            float(kendalltau(scratch[a], scratch[b]).statistic) for a, b in pairs)
-        out["kendall_tau_loss_seed_to_seed"] = statistics.mean(
-            float(kendalltau(scratch_loss[a], scratch_loss[b]).statistic) for a, b in pairs)
+    out.update(_seed_agreement(scratch, scratch_loss))
     if net is None:
         return out
     scorer = SubnetScorer(net, data, bn_batches=cfg.train.val_bn_batches, batch_size=cfg.data.batch_size)
@@ -153,6 +150,7 @@ def _ranking(args: argparse.Namespace, cfg: Any, net: Any, data: Any) -> dict[st
         "inherited_val_acc": inherited, "inherited_val_loss": inherited_loss,
         "kendall_tau": float(kendalltau(inherited, scratch.mean(0)).statistic),
         "kendall_tau_loss": float(kendalltau(inherited_loss, scratch_loss.mean(0)).statistic),
+        "kendall_tau_bootstrap_se": _tau_bootstrap_se(inherited, scratch.mean(0)),
     })
     return out
 
@@ -179,13 +177,49 @@ def _merge(paths: list[str]) -> dict[str, Any]:
         "kendall_tau_loss": float(kendalltau(first["inherited_val_loss"], scratch_loss.mean(0)).statistic),
         "scratch_train_s": statistics.mean(r["scratch_train_s"] for r in runs),
     })
-    if scratch.shape[0] >= 2:
-        pairs = [(a, b) for a in range(len(scratch)) for b in range(a + 1, len(scratch))]
-        out["kendall_tau_seed_to_seed"] = statistics.mean(
-            float(kendalltau(scratch[a], scratch[b]).statistic) for a, b in pairs)
-        out["kendall_tau_loss_seed_to_seed"] = statistics.mean(
-            float(kendalltau(scratch_loss[a], scratch_loss[b]).statistic) for a, b in pairs)
+    out.update(_seed_agreement(scratch, scratch_loss))
+    out["kendall_tau_bootstrap_se"] = _tau_bootstrap_se(first["inherited_val_acc"], scratch.mean(0))
     return out
+
+
+def _seed_agreement(scratch: np.ndarray, scratch_loss: np.ndarray) -> dict[str, float]:
+    """How reproducible the from-scratch target is (``(seeds, subnets)`` arrays): its noise ceiling.
+
+    ``kendall_tau_seed_to_seed``: mean τ between the rankings of two single seeds, over every
+    pair — the ceiling of a one-seed target. ``kendall_tau_split_half`` (4 or more seeds): mean
+    τ between the mean rankings of two disjoint halves of the seeds, over every split — the
+    ceiling of a target that averages half the seeds (the all-seed mean that the supernet is
+    ranked against is at least as reproducible)."""
+    from itertools import combinations
+
+    from scipy.stats import kendalltau
+
+    def tau(a: np.ndarray, b: np.ndarray) -> float:
+        return float(kendalltau(a, b).statistic)
+
+    n, out = len(scratch), {}
+    if n < 2:
+        return out
+    pairs = list(combinations(range(n), 2))
+    out["kendall_tau_seed_to_seed"] = statistics.mean(tau(scratch[a], scratch[b]) for a, b in pairs)
+    out["kendall_tau_loss_seed_to_seed"] = statistics.mean(tau(scratch_loss[a], scratch_loss[b]) for a, b in pairs)
+    if n >= 4:
+        half = n // 2
+        splits = [(list(h), [k for k in range(n) if k not in h]) for h in combinations(range(n), half) if 0 in h]
+        splits = [(a, b[:half]) for a, b in splits]
+        for key, arr in (("kendall_tau_split_half", scratch), ("kendall_tau_loss_split_half", scratch_loss)):
+            out[key] = statistics.mean(tau(arr[a].mean(0), arr[b].mean(0)) for a, b in splits)
+    return out
+
+
+def _tau_bootstrap_se(proxy: Any, target: Any, draws: int = 2000) -> float:
+    """Standard error of Kendall τ from resampling the subnets (seeded; ties from repeats count as ties)."""
+    from scipy.stats import kendalltau
+
+    x, y = np.asarray(proxy, dtype=float), np.asarray(target, dtype=float)
+    rng = np.random.default_rng(0)
+    taus = [kendalltau(x[i], y[i]).statistic for i in (rng.integers(0, len(x), len(x)) for _ in range(draws))]
+    return float(np.nanstd(taus))
 
 
 def _overrides(sets: list[str]) -> dict[str, Any]:
