@@ -197,7 +197,7 @@ def _seed_agreement(scratch: np.ndarray, scratch_loss: np.ndarray) -> dict[str, 
     def tau(a: np.ndarray, b: np.ndarray) -> float:
         return float(kendalltau(a, b).statistic)
 
-    n, out = len(scratch), {}
+    n, out = len(scratch), dict[str, float]()
     if n < 2:
         return out
     pairs = list(combinations(range(n), 2))
