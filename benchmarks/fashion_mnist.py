@@ -31,7 +31,9 @@ The from-scratch target does not depend on the supernet: ``--scratch-only
 --scratch-cache FILE`` trains it once (resumable; two cores: a second process with
 ``--scratch-reverse`` and its own cache file, the two JSON caches joined by recipe), and
 ``--kendall N --scratch-cache FILE --supernet DIR`` then ranks any supernet against it in
-minutes. (Older route: ``--scratch-seed-offset`` per process and ``--merge A.json B.json``.)
+minutes; ``--inherited-from OLD_OUTPUT`` ranks the inherited scores an earlier run printed
+against a grown target without the supernet. (Older route: ``--scratch-seed-offset`` per
+process and ``--merge A.json B.json``.)
 
 Usage::
 
@@ -121,7 +123,11 @@ def _scratch(args: argparse.Namespace, cfg: Any, data: Any, specs: list[Any]) ->
     return scratch, scratch_loss, (time.perf_counter() - t0) / max(trained, 1)
 
 
-def _ranking(args: argparse.Namespace, cfg: Any, net: Any, data: Any) -> dict[str, Any]:
+def _ranking(args: argparse.Namespace, cfg: Any, net: Any, data: Any,
+             previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ranking part: the supernet ``net`` scores the subnets, or ``previous`` (the output
+    of an earlier ranking run of the same subnets) supplies its inherited scores; neither:
+    the from-scratch target only."""
     from scipy.stats import kendalltau
 
     from crossnas.supernet import SubnetScorer
@@ -136,13 +142,19 @@ def _ranking(args: argparse.Namespace, cfg: Any, net: Any, data: Any) -> dict[st
         "scratch_train_s": round(train_s, 1), "scratch_seed_offset": args.scratch_seed_offset,
     }
     out.update(_seed_agreement(scratch, scratch_loss))
-    if net is None:
+    if previous is not None:
+        if previous.get("archs") != out["archs"] or "inherited_val_acc" not in previous:
+            raise SystemExit("--inherited-from: that file holds no inherited scores of these subnets")
+        inherited, inherited_loss = previous["inherited_val_acc"], previous["inherited_val_loss"]
+        out["inherited_from"] = args.inherited_from
+    elif net is None:
         return out
-    scorer = SubnetScorer(net, data, bn_batches=cfg.train.val_bn_batches, batch_size=cfg.data.batch_size)
-    t0 = time.perf_counter()
-    inherited = [float(a) for a in scorer.score_many(specs)]
-    out["inherited_score_s"] = round((time.perf_counter() - t0) / len(specs), 2)
-    inherited_loss = [_val_loss(scorer.extract(s), data) for s in specs]
+    else:
+        scorer = SubnetScorer(net, data, bn_batches=cfg.train.val_bn_batches, batch_size=cfg.data.batch_size)
+        t0 = time.perf_counter()
+        inherited = [float(a) for a in scorer.score_many(specs)]
+        out["inherited_score_s"] = round((time.perf_counter() - t0) / len(specs), 2)
+        inherited_loss = [_val_loss(scorer.extract(s), data) for s in specs]
     for i, s in enumerate(specs):
         print(f"inherited {inherited[i]:6.1%} (loss {inherited_loss[i]:.3f}), scratch mean "
               f"{scratch[:, i].mean():6.1%}  {s}", flush=True)
@@ -265,6 +277,9 @@ def main() -> None:
                     help="train the subnets last first (a second process with its own cache; join the caches after)")
     ap.add_argument("--scratch-only", action="store_true",
                     help="only train the from-scratch target (--kendall N subnets of --config's space; no supernet)")
+    ap.add_argument("--inherited-from", default=None,
+                    help="a ranking run's output (its last line): rank its inherited scores against the target "
+                         "here (--kendall N, --scratch-cache) without the supernet")
     ap.add_argument("--compare", default=None, help="output dir of the baseline comparison (omit = skip)")
     ap.add_argument("--compare-seeds", default="0,1,2")
     ap.add_argument("--reference-accuracy", type=float, default=0.8)
@@ -283,10 +298,13 @@ def main() -> None:
 
     out: dict[str, Any] = {"dataset": "fashion_mnist", "split": args.split, "config": str(args.config),
                            "set": args.set}
-    if args.scratch_only:
+    if args.scratch_only or args.inherited_from:
         cfg = load_run_config(args.config, _overrides(args.set)).supernet_config()
         data = load_data(cfg.data)
-        out.update(_ranking(args, cfg, None, data))
+        previous = None
+        if args.inherited_from:
+            previous = json.loads(Path(args.inherited_from).read_text().strip().splitlines()[-1])
+        out.update(_ranking(args, cfg, None, data, previous))
         print(json.dumps(out))
         return
     need_supernet = args.kendall > 0 or args.compare is not None
