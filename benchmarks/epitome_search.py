@@ -18,6 +18,8 @@ cols). Reported per variant and seed, mean ± std over seeds:
   ``(1 - r, 0)``: only accuracy above ``r`` (``--reference-accuracy``) counts, ``area_ref`` is
   the largest area any candidate of either variant had (one reference for all runs);
 * ``hv_cells``: the same with the crossbar cells instead of the area;
+* ``hv_low_area`` (with ``--low-area CAP``): the hypervolume of the candidates up to ``CAP``
+  mm² only, accuracy from 0, area on a log scale up to the cap: the low-area end alone;
 * ``front_area``: the non-dominated (accuracy, area) points, and the best accuracy under a
   few area budgets (``--area-budgets``; "at low area the epitome front must dominate").
 
@@ -117,6 +119,9 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=15)
     ap.add_argument("--reference-accuracy", type=float, default=0.9)
     ap.add_argument("--area-budgets", default="20,40,80")
+    ap.add_argument("--low-area", type=float, default=None,
+                    help="also the hypervolume of the low-area end: candidates up to this area (mm²), "
+                         "(1 - accuracy, log10(area / cap)) against (1, 0)")
     ap.add_argument("--out", default="runs/epitome_search")
     ap.add_argument("--variants", default="epitome,dense",
                     help="comma-separated: epitome, dense, each optionally @EPOCHS of supernet training")
@@ -158,6 +163,10 @@ def main() -> None:
                 cost = np.log10(np.array([c[metric] for c in cands], dtype=float) / refs[metric])
                 row[key] = float(hypervolume(np.stack([1 - acc, cost], axis=1), np.array([1 - r, 0.0])))
             area = np.array([c["area_mm2"] for c in cands])
+            if args.low_area is not None:  # the low-area end alone: accuracy above 0, area up to the cap
+                low = area <= args.low_area
+                row["hv_low_area"] = float(hypervolume(
+                    np.stack([1 - acc[low], np.log10(area[low] / args.low_area)], axis=1), np.array([1.0, 0.0])))
             row["front_area"] = [[round(1 - a, 4), round(float(x), 2)]
                                  for a, x in _front(np.stack([1 - acc, area], axis=1))]
             row["best_accuracy_at_area"] = {f"{b:g}": float(acc[area <= b].max()) if (area <= b).any() else None
@@ -167,8 +176,10 @@ def main() -> None:
                                                  if (acc > r).any() else None)
             rows.append(row)
         summary: dict[str, Any] = {"runs": rows}
-        for key in ("hv_area", "hv_cells", "min_area_at_reference", "min_crossbars_at_reference"):
-            vals = [x[key] for x in rows if x[key] is not None]
+        for key in ("hv_area", "hv_cells", "hv_low_area", "min_area_at_reference", "min_crossbars_at_reference"):
+            vals = [x[key] for x in rows if x.get(key) is not None]
+            if key == "hv_low_area" and args.low_area is None:
+                continue
             summary[f"{key}_mean"] = statistics.mean(vals) if vals else None
             summary[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
         table[variant] = summary
