@@ -14,7 +14,8 @@ and training settings: 55,000/5,000 split, batch 128, lr 0.05, no augmentation, 
 ``V32w6a6-R32w6a6-V32w6a6-R32w6a6`` and ``--epochs`` defaults to 2.
 
 Usage: ``python benchmarks/epitome.py [--arch V32w7a7-R64w7a7-V64w7a7-R64w7a7] [--seeds 2]
-[--epochs 60] [--crossbar 64] [--dataset digits|fashion_mnist] [--root DIR]``
+[--epochs 60] [--crossbar 64] [--dataset digits|fashion_mnist] [--root DIR]
+[--wraps 1,2,4,2-4-4-4]``
 """
 
 from __future__ import annotations
@@ -39,9 +40,14 @@ from crossnas.supernet import build_static
 from crossnas.train.static import train_static
 
 
-def wrapped(arch: str, m: int) -> ArchSpec:
-    toks = [t if t == "S" or m == 1 else f"{t}e{m}" for t in arch.split("-")]
-    return ArchSpec.from_string("-".join(toks))
+def wrapped(arch: str, m: int | str) -> ArchSpec:
+    """``arch`` with every block wrapped ``m`` times, or per block: ``m = "2-4-4-4"`` (one
+    factor per choice layer, skips included)."""
+    toks = arch.split("-")
+    ms = [int(x) for x in str(m).split("-")] if "-" in str(m) else [int(m)] * len(toks)
+    if len(ms) != len(toks):
+        raise SystemExit(f"--wraps: {m!r} names {len(ms)} layers, the arch has {len(toks)}")
+    return ArchSpec.from_string("-".join(t if t == "S" or k == 1 else f"{t}e{k}" for t, k in zip(toks, ms, strict=True)))
 
 
 def main() -> None:
@@ -54,6 +60,8 @@ def main() -> None:
     ap.add_argument("--dataset", choices=["digits", "fashion_mnist"], default="digits")
     ap.add_argument("--root", default=None, help="fashion_mnist: the folder with the IDX files")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--wraps", default="1,2,4",
+                    help="comma-separated wrap factors, the first the baseline; one may be per layer, e.g. 2-4-4-4")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     head = {"pool": 2, "fc": (), "dropout": 0.2}
@@ -75,7 +83,7 @@ def main() -> None:
     hw = HardwareConfig.model_validate({"crossbar": {"rows": args.crossbar, "cols": args.crossbar},
                                         "adc": {"choice": 2}, "dac": {"choice": 2}, "device": {"variation_pct": 2.0}})
     rows = []
-    for m in (1, 2, 4):
+    for m in args.wraps.split(","):
         spec = wrapped(args.arch, m)
         net = arch_to_network_dict(spec, space, data.input_shape, data.n_classes)
         costs = {mode: cost_network(net, hw.with_updates(cost_mode=mode)) for mode in ("mnsim", "corrected")}
@@ -102,9 +110,9 @@ def main() -> None:
         print(f"m={m} {row['arch']}: crossbars {row['crossbars']} (conv {row['conv_crossbars']}), quantized "
               f"{100 * row['quantized_accuracy']:.2f} %, PIM {100 * row['pim_accuracy']:.2f} %", flush=True)
     base = rows[0]
-    for r in rows:
-        r["crossbar_reduction"] = round(base["crossbars"] / r["crossbars"], 2)
-        r["accuracy_drop_points"] = round(100 * (base["quantized_accuracy"] - r["quantized_accuracy"]), 2)
+    for row in rows:
+        row["crossbar_reduction"] = round(base["crossbars"] / row["crossbars"], 2)
+        row["accuracy_drop_points"] = round(100 * (base["quantized_accuracy"] - row["quantized_accuracy"]), 2)
     print(json.dumps({"rows": rows, "seeds": args.seeds, "epochs": train_cfg.epochs, "crossbar": args.crossbar,
                       "dataset": args.dataset}))
 

@@ -20,6 +20,10 @@ cols). Reported per variant and seed, mean ± std over seeds:
 * ``hv_cells``: the same with the crossbar cells instead of the area;
 * ``hv_low_area`` (with ``--low-area CAP``): the hypervolume of the candidates up to ``CAP``
   mm² only, accuracy from 0, area on a log scale up to the cap: the low-area end alone;
+* ``retrained_front`` (with ``--retrain-below CAP``): every front network up to ``CAP`` mm²
+  retrained from scratch (the config's ``retrain``) and scored like the pipeline's evaluate
+  stage (test split, quantized and PIM accuracy on the hardware the search chose), and the
+  best retrained PIM accuracy per seed under each area budget up to the cap;
 * ``front_area``: the non-dominated (accuracy, area) points, and the best accuracy under a
   few area budgets (``--area-budgets``; "at low area the epitome front must dominate").
 
@@ -98,6 +102,52 @@ def _costed(variant: str, cands: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _retrained_front(variant: str, by_seed: dict[int, list[dict[str, Any]]], cap: float,
+                     out: Path) -> list[dict[str, Any]]:
+    """Retrains from scratch (the config's ``retrain`` settings) every network on the seeds'
+    (search accuracy, area) fronts up to ``cap`` mm² and scores it as the pipeline's evaluate
+    stage does (its test split, the ``evaluate`` device overrides, Monte-Carlo chips) on the
+    hardware the search chose for it. One row per front point; a network is trained once."""
+    from crossnas.config.loading import parse_set_options
+    from crossnas.config.run import load_run_config
+    from crossnas.config.search import apply_hardware_genes
+    from crossnas.data import load_data
+    from crossnas.pimsim import pim_accuracy
+    from crossnas.pipeline.retrain import retrain_spec
+    from crossnas.pipeline.stages import CALIBRATION_IMAGES
+    from crossnas.space.arch import ArchSpec
+    from crossnas.utils.io import stable_hash
+
+    cfg = load_run_config(CONFIG, parse_set_options(_variant(variant)[1]))
+    data = load_data(cfg.data)
+    ev = cfg.evaluate
+    trained: dict[str, Any] = {}
+    rows = []
+    for seed, cands in by_seed.items():
+        acc = np.array([c["accuracy"] for c in cands])
+        area = np.array([c["area_mm2"] for c in cands])
+        for a, x in _front(np.stack([1 - acc, area], axis=1)):
+            if x > cap:
+                continue
+            c = next(c for c in cands if c["area_mm2"] == x and abs(1 - c["accuracy"] - a) < 1e-12)
+            if c["arch"] not in trained:
+                spec = ArchSpec.from_string(c["arch"])
+                trained[c["arch"]] = retrain_spec(cfg, spec, data, out / "retrained" / stable_hash(c["arch"])[:12])
+            module, metrics = trained[c["arch"]]
+            hw = apply_hardware_genes(cfg.hardware, dict(c["hardware_genes"]))
+            if ev.device:
+                hw = hw.with_updates(device=dict(ev.device))
+            res = pim_accuracy(module, hw, data.test_x, data.test_y, mc_runs=ev.mc_runs, seed=ev.seed,
+                               calibration_x=data.train_x[:CALIBRATION_IMAGES])
+            rows.append({"seed": seed, "arch": c["arch"], "hardware_genes": c["hardware_genes"],
+                         "area_mm2": float(x), "search_accuracy": float(1 - a),
+                         "quantized_test_accuracy": float(metrics["quantized_test_accuracy"]),
+                         "pim_test_accuracy": float(res.mean), "pim_test_std": float(res.std)})
+            print(f"{variant} seed {seed}: {x:.2f} mm², search {1 - a:.3f}, retrained quantized "
+                  f"{rows[-1]['quantized_test_accuracy']:.3f}, PIM {res.mean:.3f}  {c['arch']}", flush=True)
+    return rows
+
+
 def _front(points: np.ndarray) -> np.ndarray:
     """Non-dominated rows of ``(1 - accuracy, cost)`` (both minimised), sorted by cost."""
     order = np.lexsort((points[:, 0], points[:, 1]))
@@ -122,6 +172,8 @@ def main() -> None:
     ap.add_argument("--low-area", type=float, default=None,
                     help="also the hypervolume of the low-area end: candidates up to this area (mm²), "
                          "(1 - accuracy, log10(area / cap)) against (1, 0)")
+    ap.add_argument("--retrain-below", type=float, default=None,
+                    help="retrain from scratch and score on the chip every front network up to this area (mm²)")
     ap.add_argument("--out", default="runs/epitome_search")
     ap.add_argument("--variants", default="epitome,dense",
                     help="comma-separated: epitome, dense, each optionally @EPOCHS of supernet training")
@@ -182,6 +234,13 @@ def main() -> None:
                 continue
             summary[f"{key}_mean"] = statistics.mean(vals) if vals else None
             summary[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        if args.retrain_below is not None:
+            vdir = out / variant.replace("@", "_e")
+            summary["retrained_front"] = fr = _retrained_front(variant, by_seed, args.retrain_below, vdir)
+            summary["retrained_best_pim_at_area"] = {
+                f"{b:g}": [max((r["pim_test_accuracy"] for r in fr if r["seed"] == s and r["area_mm2"] <= b),
+                               default=None) for s in by_seed]
+                for b in budgets if b <= args.retrain_below}
         table[variant] = summary
         print(f"{variant}: hv(acc, log area) {summary['hv_area_mean']:.4f} ± {summary['hv_area_std']:.4f}, "
               f"hv(acc, log cells) {summary['hv_cells_mean']:.4f} ± {summary['hv_cells_std']:.4f}, "

@@ -13,7 +13,7 @@ The sections mirror the layers the seed papers co-design: ``device`` (cell),
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -327,8 +327,8 @@ class HardwareConfig(_Section):
             raise ValueError("device.levels: at most 2**16 levels")
         return self
 
-    def with_updates(self, **sections: dict[str, object]) -> HardwareConfig:
-        """A copy with some fields of some sections replaced, re-validated."""
+    def with_updates(self, **sections: Any) -> HardwareConfig:
+        """A copy with some fields of some sections (a dict) or top-level fields (a value) replaced, re-validated."""
         data = self.model_dump()
         for name, values in sections.items():
             if name not in data:
