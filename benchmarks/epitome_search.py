@@ -114,7 +114,7 @@ def _retrained_front(variant: str, by_seed: dict[int, list[dict[str, Any]]], cap
     from crossnas.data import load_data
     from crossnas.pimsim import pim_accuracy
     from crossnas.pipeline.retrain import retrain_spec
-    from crossnas.pipeline.stages import CALIBRATION_IMAGES
+    from crossnas.pipeline.stages import CALIBRATION_IMAGES, evaluation_hardware
     from crossnas.space.arch import ArchSpec
     from crossnas.utils.io import stable_hash
 
@@ -134,9 +134,7 @@ def _retrained_front(variant: str, by_seed: dict[int, list[dict[str, Any]]], cap
                 spec = ArchSpec.from_string(c["arch"])
                 trained[c["arch"]] = retrain_spec(cfg, spec, data, out / "retrained" / stable_hash(c["arch"])[:12])
             module, metrics = trained[c["arch"]]
-            hw = apply_hardware_genes(cfg.hardware, dict(c["hardware_genes"]))
-            if ev.device:
-                hw = hw.with_updates(device=dict(ev.device))
+            hw = evaluation_hardware(ev, apply_hardware_genes(cfg.hardware, dict(c["hardware_genes"])))
             res = pim_accuracy(module, hw, data.test_x, data.test_y, mc_runs=ev.mc_runs, seed=ev.seed,
                                calibration_x=data.train_x[:CALIBRATION_IMAGES])
             rows.append({"seed": seed, "arch": c["arch"], "hardware_genes": c["hardware_genes"],
@@ -228,10 +226,10 @@ def main() -> None:
                                                  if (acc > r).any() else None)
             rows.append(row)
         summary: dict[str, Any] = {"runs": rows}
-        for key in ("hv_area", "hv_cells", "hv_low_area", "min_area_at_reference", "min_crossbars_at_reference"):
-            vals = [x[key] for x in rows if x.get(key) is not None]
-            if key == "hv_low_area" and args.low_area is None:
-                continue
+        keys = ("hv_area", "hv_cells", *(("hv_low_area",) if args.low_area is not None else ()),
+                "min_area_at_reference", "min_crossbars_at_reference")
+        for key in keys:
+            vals = [x[key] for x in rows if x[key] is not None]
             summary[f"{key}_mean"] = statistics.mean(vals) if vals else None
             summary[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
         if args.retrain_below is not None:

@@ -217,8 +217,7 @@ def _seed_agreement(scratch: np.ndarray, scratch_loss: np.ndarray) -> dict[str, 
     out["kendall_tau_loss_seed_to_seed"] = statistics.mean(tau(scratch_loss[a], scratch_loss[b]) for a, b in pairs)
     if n >= 4:
         half = n // 2
-        splits = [(list(h), [k for k in range(n) if k not in h]) for h in combinations(range(n), half) if 0 in h]
-        splits = [(a, b[:half]) for a, b in splits]
+        splits = [(list(h), [k for k in range(n) if k not in h][:half]) for h in combinations(range(n), half) if 0 in h]
         for key, arr in (("kendall_tau_split_half", scratch), ("kendall_tau_loss_split_half", scratch_loss)):
             out[key] = statistics.mean(tau(arr[a].mean(0), arr[b].mean(0)) for a, b in splits)
     return out

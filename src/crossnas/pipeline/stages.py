@@ -158,9 +158,8 @@ def _replace_dir(src: Path, dest: Path) -> None:
 
 
 # ---- evaluate ----------------------------------------------------------------------------
-def evaluation_hardware(ctx: PipelineContext, hardware: Any) -> Any:
-    """The winner's hardware with the ``evaluate`` section's simulation overrides."""
-    ev = ctx.cfg.evaluate
+def evaluation_hardware(ev: Any, hardware: Any) -> Any:
+    """``hardware`` with the ``evaluate`` section ``ev``'s simulation overrides (device, ADC)."""
     updates = {}
     if ev.device:
         updates["device"] = dict(ev.device)
@@ -180,7 +179,7 @@ def evaluate_model_dir(ctx: PipelineContext, model_dir: Path) -> dict[str, Any]:
     loaded = load_model_dir(model_dir)
     data = ctx.data
     x, y = (data.test_x, data.test_y) if ev.split == "test" else (data.val_x, data.val_y)
-    hw = evaluation_hardware(ctx, loaded.hardware)
+    hw = evaluation_hardware(ev, loaded.hardware)
     calibration_x = data.train_x[:CALIBRATION_IMAGES]
     res = pim_accuracy(loaded.module, hw, x, y, mc_runs=ev.mc_runs, seed=ev.seed, batch_size=ev.batch_size,
                        calibration_x=calibration_x)
