@@ -95,6 +95,8 @@ def _scratch(args: argparse.Namespace, cfg: Any, data: Any, specs: list[Any]) ->
     cache_path = Path(args.scratch_cache) if args.scratch_cache else None
     cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path and cache_path.exists() else {}
     recipe = f"epochs={args.scratch_epochs},images={args.scratch_images},lr={tc.lr},opt={tc.optimizer}"
+    if tc.scheduler_interval != "epoch":  # (older cache entries are per-epoch schedules)
+        recipe += f",sched={tc.scheduler_interval}"
     book = cache.setdefault(recipe, {})
     scratch = np.zeros((args.scratch_seeds, len(specs)))
     scratch_loss = np.zeros_like(scratch)

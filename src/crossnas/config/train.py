@@ -27,7 +27,14 @@ class TrainConfig(BaseModel):
     nesterov: bool = False
     weight_decay: float = Field(3e-4, ge=0, le=1)
     scheduler: Literal["cosine", "constant"] = "cosine"
-    """``cosine``: cosine annealing from ``lr`` to ``min_lr`` over all epochs (stepped per epoch)."""
+    """``cosine``: cosine annealing from ``lr`` to ``min_lr`` over all epochs (stepped per epoch,
+    or per step: ``scheduler_interval``)."""
+    scheduler_interval: Literal["epoch", "step"] = "epoch"
+    """When the learning rate changes. ``epoch``: once per epoch, so a 2-epoch cosine run trains its
+    last epoch at half the peak rate and never anneals. ``step``: after every optimiser step, so the
+    schedule (warm-up included) is followed at batch resolution and the last step is at ``min_lr``;
+    use it for short trainings (a few epochs). Left out of the config dump at ``epoch``, so stage
+    hashes of runs made before it hold."""
     min_lr: float = Field(0.0, ge=0)
     warmup_epochs: int = Field(0, ge=0)
     """Linear warm-up epochs before the schedule (0 = none)."""
@@ -69,9 +76,11 @@ class TrainConfig(BaseModel):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # weight_noise_abs came later: left out at its default, a dump (and so the stage
+        # weight_noise_abs and scheduler_interval came later: left out at their defaults, a dump (and so the stage
         # hashes and the resume check of runs made before it) is unchanged.
         data: dict[str, Any] = handler(self)
         if self.weight_noise_abs == 0:
             data.pop("weight_noise_abs", None)
+        if self.scheduler_interval == "epoch":
+            data.pop("scheduler_interval", None)
         return data

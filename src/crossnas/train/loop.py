@@ -112,21 +112,30 @@ def _derive_seed(*parts: int) -> int:
 
 
 class _LrFactor:
-    """Learning-rate multiplier per epoch: linear warm-up, then cosine or constant."""
+    """Learning-rate multiplier per scheduler tick: linear warm-up, then cosine or constant.
 
-    def __init__(self, cfg: TrainConfig) -> None:
+    A tick is an epoch, or with ``scheduler_interval: step`` one optimiser step
+    (``steps_per_epoch`` of them per epoch): the schedule is then read at fractional epochs
+    and its last step reaches ``min_lr``."""
+
+    def __init__(self, cfg: TrainConfig, steps_per_epoch: int = 1) -> None:
+        self.by_step = cfg.scheduler_interval == "step"
+        self.per = max(steps_per_epoch, 1) if self.by_step else 1
         self.epochs = cfg.epochs
         self.warmup = min(cfg.warmup_epochs, cfg.epochs - 1) if cfg.epochs > 1 else 0
         self.cosine = cfg.scheduler == "cosine"
         self.floor = cfg.min_lr / cfg.lr
 
-    def __call__(self, epoch: int) -> float:
-        if epoch < self.warmup:
-            return (epoch + 1) / (self.warmup + 1)
+    def __call__(self, tick: int) -> float:
+        warm_ticks = self.warmup * self.per
+        if tick < warm_ticks:
+            return (tick + 1) / (warm_ticks + 1)
         if not self.cosine:
             return 1.0
-        span = max(self.epochs - self.warmup, 1)
-        t = min(epoch - self.warmup, span) / span
+        # per epoch the last epoch trains at the tick before the schedule's end (the long-standing
+        # behaviour); per step the last step is the schedule's end
+        span = max(self.epochs * self.per - warm_ticks - int(self.by_step), 1)
+        t = min(tick - warm_ticks, span) / span
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
@@ -254,7 +263,6 @@ class _Loop:
         self.train_y = data.train_y.to(device)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = _make_optimizer(self.params, cfg)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _LrFactor(cfg))
         self.amp = cfg.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
         self.path_rng = np.random.default_rng(_derive_seed(seed, 7))
@@ -267,6 +275,8 @@ class _Loop:
                 f"data.batch_size: {data_cfg.batch_size} x {ctx.world_size} process(es) exceeds the "
                 f"{len(self.train_y)} training images; use a smaller batch size"
             )
+        self.per_step = cfg.scheduler_interval == "step"
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _LrFactor(cfg, self.steps_per_epoch))
 
     # ---- checkpoint ----------------------------------------------------------------------
     def state(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -332,6 +342,8 @@ class _Loop:
                         xb = augment_batch(xb, aug_gen, pad=self.data_cfg.crop_pad, hflip=self.data_cfg.hflip)
                     spec = self.sample(self.path_rng) if self.sample is not None else None
                     loss, logits = self._step(xb, yb, spec)
+                    if self.per_step:
+                        self.sched.step()
                     with torch.no_grad():
                         sums += torch.stack([
                             loss.detach().double() * len(yb),
@@ -347,7 +359,8 @@ class _Loop:
                         s = sums.tolist()
                         logger.info("epoch %d step %d/%d loss %.4f acc %.4f lr %.5g", e + 1, step + 1,
                                     self.steps_per_epoch, s[0] / s[2], s[1] / s[2], lr)
-                self.sched.step()
+                if not self.per_step:
+                    self.sched.step()
                 all_reduce_sum(sums, ctx)
                 broadcast_module(self.model, ctx)  # BN statistics differ between processes
                 s = sums.tolist()
