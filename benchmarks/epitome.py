@@ -10,7 +10,7 @@ one JSON object.
 
 With ``--dataset fashion_mnist --root DIR`` (IDX files; the Fashion-MNIST config's data
 and training settings: 55,000/5,000 split, batch 128, lr 0.05, no augmentation, a seeded
-500-image test subset, widths 16-32, bits 3-8) the default network is
+500-image test subset unless ``--test-images``, widths 16-64, bits 3-8) the default network is
 ``V32w6a6-R32w6a6-V32w6a6-R32w6a6`` and ``--epochs`` defaults to 2.
 
 Usage: ``python benchmarks/epitome.py [--arch V32w7a7-R64w7a7-V64w7a7-R64w7a7] [--seeds 2]
@@ -60,6 +60,12 @@ def main() -> None:
     ap.add_argument("--dataset", choices=["digits", "fashion_mnist"], default="digits")
     ap.add_argument("--root", default=None, help="fashion_mnist: the folder with the IDX files")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds first-seed .. first-seed + seeds - 1 (split one measurement over processes)")
+    ap.add_argument("--test-images", type=int, default=None,
+                    help="fashion_mnist: test images for the quantized accuracy (default 500; 0 = all 10,000)")
+    ap.add_argument("--pim-images", type=int, default=None,
+                    help="score PIM accuracy on the first N of those test images (default: all of them)")
     ap.add_argument("--wraps", default="1,2,4",
                     help="comma-separated wrap factors, the first the baseline; one may be per layer, e.g. 2-4-4-4")
     args = ap.parse_args()
@@ -73,9 +79,10 @@ def main() -> None:
         train_cfg = TrainConfig(epochs=args.epochs or 60, lr=0.02, weight_noise=0.02)
     else:
         bits = (3, 4, 5, 6, 7, 8)
-        space = SpaceConfig(n_layers=4, widths=(16, 24, 32), w_bits=bits, a_bits=bits, epitome=(1, 2, 4), head=head)
+        space = SpaceConfig(n_layers=4, widths=(16, 24, 32, 48, 64), w_bits=bits, a_bits=bits, epitome=(1, 2, 4), head=head)
         data_cfg = DataConfig(dataset="fashion_mnist", root=args.root, batch_size=128, eval_batch_size=1000,
-                              mnist_val=5000, augment=False, test_images=500)
+                              mnist_val=5000, augment=False,
+                              test_images=None if args.test_images == 0 else (args.test_images or 500))
         arch = args.arch or "V32w6a6-R32w6a6-V32w6a6-R32w6a6"
         train_cfg = TrainConfig(epochs=args.epochs or 2, lr=0.05, weight_noise=0.02, val_subnets=0)
     args.arch = arch
@@ -90,12 +97,13 @@ def main() -> None:
         xb = costs["corrected"]["layers"]
         q, p = [], []
         t0 = time.perf_counter()
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             torch.manual_seed(seed)
             model = build_static(spec, space, data.input_shape, data.n_classes)
             res = train_static(model, data, train_cfg, data_cfg=data_cfg, seed=seed)
             q.append(float(res.extra["test_acc"]))
-            r = pim_accuracy(model.eval(), hw, data.test_x, data.test_y, mc_runs=args.mc, seed=seed,
+            n_pim = args.pim_images or len(data.test_y)
+            r = pim_accuracy(model.eval(), hw, data.test_x[:n_pim], data.test_y[:n_pim], mc_runs=args.mc, seed=seed,
                              calibration_x=data.train_x[:256])
             p.append(float(r.mean))
         row = {
@@ -113,8 +121,9 @@ def main() -> None:
     for row in rows:
         row["crossbar_reduction"] = round(base["crossbars"] / row["crossbars"], 2)
         row["accuracy_drop_points"] = round(100 * (base["quantized_accuracy"] - row["quantized_accuracy"]), 2)
-    print(json.dumps({"rows": rows, "seeds": args.seeds, "epochs": train_cfg.epochs, "crossbar": args.crossbar,
-                      "dataset": args.dataset}))
+    print(json.dumps({"rows": rows, "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
+                      "epochs": train_cfg.epochs, "crossbar": args.crossbar, "dataset": args.dataset,
+                      "test_images": len(data.test_y), "pim_images": args.pim_images or len(data.test_y)}))
 
 
 if __name__ == "__main__":
