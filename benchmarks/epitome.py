@@ -68,6 +68,9 @@ def main() -> None:
                     help="score PIM accuracy on the first N of those test images (default: all of them)")
     ap.add_argument("--wraps", default="1,2,4",
                     help="comma-separated wrap factors, the first the baseline; one may be per layer, e.g. 2-4-4-4")
+    ap.add_argument("--anneal", action="store_true",
+                    help="step the cosine schedule per optimiser step (train.scheduler_interval: step), so a short "
+                         "training ends at min_lr; the default steps it per epoch")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     head = {"pool": 2, "fc": (), "dropout": 0.2}
@@ -86,6 +89,8 @@ def main() -> None:
         arch = args.arch or "V32w6a6-R32w6a6-V32w6a6-R32w6a6"
         train_cfg = TrainConfig(epochs=args.epochs or 2, lr=0.05, weight_noise=0.02, val_subnets=0)
     args.arch = arch
+    if args.anneal:
+        train_cfg = train_cfg.model_copy(update={"scheduler_interval": "step"})
     data = load_data(data_cfg)
     hw = HardwareConfig.model_validate({"crossbar": {"rows": args.crossbar, "cols": args.crossbar},
                                         "adc": {"choice": 2}, "dac": {"choice": 2}, "device": {"variation_pct": 2.0}})
@@ -122,7 +127,8 @@ def main() -> None:
         row["crossbar_reduction"] = round(base["crossbars"] / row["crossbars"], 2)
         row["accuracy_drop_points"] = round(100 * (base["quantized_accuracy"] - row["quantized_accuracy"]), 2)
     print(json.dumps({"rows": rows, "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
-                      "epochs": train_cfg.epochs, "crossbar": args.crossbar, "dataset": args.dataset,
+                      "epochs": train_cfg.epochs,
+                      "scheduler_interval": train_cfg.scheduler_interval, "crossbar": args.crossbar, "dataset": args.dataset,
                       "test_images": len(data.test_y), "pim_images": args.pim_images or len(data.test_y)}))
 
 

@@ -275,8 +275,9 @@ class _Loop:
                 f"data.batch_size: {data_cfg.batch_size} x {ctx.world_size} process(es) exceeds the "
                 f"{len(self.train_y)} training images; use a smaller batch size"
             )
-        self.per_step = cfg.scheduler_interval == "step"
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _LrFactor(cfg, self.steps_per_epoch))
+        factor = _LrFactor(cfg, self.steps_per_epoch)
+        self.per_step = factor.by_step
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, factor)
 
     # ---- checkpoint ----------------------------------------------------------------------
     def state(self, config: dict[str, Any]) -> dict[str, Any]:
