@@ -121,7 +121,8 @@ def main() -> None:
         }
         rows.append(row)
         print(f"m={m} {row['arch']}: crossbars {row['crossbars']} (conv {row['conv_crossbars']}), quantized "
-              f"{100 * row['quantized_accuracy']:.2f} %, PIM {100 * row['pim_accuracy']:.2f} %", flush=True)
+              f"{100 * row['quantized_accuracy']:.2f} %, PIM {100 * row['pim_accuracy']:.2f} % (by seed: quantized "
+              f"{', '.join(f'{100 * a:.2f}' for a in q)}; PIM {', '.join(f'{100 * a:.2f}' for a in p)})", flush=True)
     base = rows[0]
     for row in rows:
         row["crossbar_reduction"] = round(base["crossbars"] / row["crossbars"], 2)

@@ -359,7 +359,7 @@ class _Loop:
                     if ctx.is_main and ((step + 1) % cfg.log_every == 0):
                         s = sums.tolist()
                         logger.info("epoch %d step %d/%d loss %.4f acc %.4f lr %.5g", e + 1, step + 1,
-                                    self.steps_per_epoch, s[0] / s[2], s[1] / s[2], lr)
+                                    self.steps_per_epoch, s[0] / s[2], s[1] / s[2], self.opt.param_groups[0]["lr"])
                 if not self.per_step:
                     self.sched.step()
                 all_reduce_sum(sums, ctx)
