@@ -50,6 +50,10 @@ def wrapped(arch: str, m: int | str) -> ArchSpec:
     return ArchSpec.from_string("-".join(t if t == "S" or k == 1 else f"{t}e{k}" for t, k in zip(toks, ms, strict=True)))
 
 
+def _pct(values: list[float]) -> str:
+    return ", ".join(f"{100 * v:.2f}" for v in values)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default=None)
@@ -73,13 +77,14 @@ def main() -> None:
                          "training ends at min_lr; the default steps it per epoch")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    schedule = "step" if args.anneal else "epoch"
     head = {"pool": 2, "fc": (), "dropout": 0.2}
     if args.dataset == "digits":
         space = SpaceConfig(n_layers=4, widths=(16, 32, 64), w_bits=(5, 7, 9), a_bits=(5, 7, 9), epitome=(1, 2, 4),
                             head=head)
         data_cfg = DataConfig()
         arch = args.arch or "V32w7a7-R64w7a7-V64w7a7-R64w7a7"
-        train_cfg = TrainConfig(epochs=args.epochs or 60, lr=0.02, weight_noise=0.02)
+        train_cfg = TrainConfig(epochs=args.epochs or 60, lr=0.02, weight_noise=0.02, scheduler_interval=schedule)
     else:
         bits = (3, 4, 5, 6, 7, 8)
         space = SpaceConfig(n_layers=4, widths=(16, 24, 32, 48, 64), w_bits=bits, a_bits=bits, epitome=(1, 2, 4), head=head)
@@ -87,10 +92,9 @@ def main() -> None:
                               mnist_val=5000, augment=False,
                               test_images=None if args.test_images == 0 else (args.test_images or 500))
         arch = args.arch or "V32w6a6-R32w6a6-V32w6a6-R32w6a6"
-        train_cfg = TrainConfig(epochs=args.epochs or 2, lr=0.05, weight_noise=0.02, val_subnets=0)
+        train_cfg = TrainConfig(epochs=args.epochs or 2, lr=0.05, weight_noise=0.02, val_subnets=0,
+                                scheduler_interval=schedule)
     args.arch = arch
-    if args.anneal:
-        train_cfg = train_cfg.model_copy(update={"scheduler_interval": "step"})
     data = load_data(data_cfg)
     hw = HardwareConfig.model_validate({"crossbar": {"rows": args.crossbar, "cols": args.crossbar},
                                         "adc": {"choice": 2}, "dac": {"choice": 2}, "device": {"variation_pct": 2.0}})
@@ -122,7 +126,7 @@ def main() -> None:
         rows.append(row)
         print(f"m={m} {row['arch']}: crossbars {row['crossbars']} (conv {row['conv_crossbars']}), quantized "
               f"{100 * row['quantized_accuracy']:.2f} %, PIM {100 * row['pim_accuracy']:.2f} % (by seed: quantized "
-              f"{', '.join(f'{100 * a:.2f}' for a in q)}; PIM {', '.join(f'{100 * a:.2f}' for a in p)})", flush=True)
+              f"{_pct(q)}; PIM {_pct(p)})", flush=True)
     base = rows[0]
     for row in rows:
         row["crossbar_reduction"] = round(base["crossbars"] / row["crossbars"], 2)
