@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -34,20 +35,29 @@ from crossnas.config.train import TrainConfig
 from crossnas.data import load_data
 from crossnas.hw import cost_network
 from crossnas.pimsim import pim_accuracy
+from crossnas.quant import load_dense_state
 from crossnas.space.arch import ArchSpec
 from crossnas.space.mnsim import arch_to_network_dict
 from crossnas.supernet import build_static
+from crossnas.train.loop import evaluate_accuracy
 from crossnas.train.static import train_static
+from crossnas.utils.io import atomic_open
 
 
-def wrapped(arch: str, m: int | str) -> ArchSpec:
+def wrapped(arch: str, m: int | str, out_max: int | None = None) -> ArchSpec:
     """``arch`` with every block wrapped ``m`` times, or per block: ``m = "2-4-4-4"`` (one
-    factor per choice layer, skips included)."""
+    factor per choice layer, skips included); output wraps capped at ``out_max`` (``e4o2``)."""
     toks = arch.split("-")
     ms = [int(x) for x in str(m).split("-")] if "-" in str(m) else [int(m)] * len(toks)
     if len(ms) != len(toks):
         raise SystemExit(f"--wraps: {m!r} names {len(ms)} layers, the arch has {len(toks)}")
-    return ArchSpec.from_string("-".join(t if t == "S" or k == 1 else f"{t}e{k}" for t, k in zip(toks, ms, strict=True)))
+
+    def token(t: str, k: int) -> str:
+        if t == "S" or k == 1:
+            return t
+        return f"{t}e{k}" + (f"o{out_max}" if out_max is not None and out_max < k else "")
+
+    return ArchSpec.from_string("-".join(token(t, k) for t, k in zip(toks, ms, strict=True)))
 
 
 def _pct(values: list[float]) -> str:
@@ -75,24 +85,34 @@ def main() -> None:
     ap.add_argument("--anneal", action="store_true",
                     help="step the cosine schedule per optimiser step (train.scheduler_interval: step), so a short "
                          "training ends at min_lr; the default steps it per epoch")
+    ap.add_argument("--save-dir", default=None,
+                    help="save each trained model's state_dict as DIR/<m>_s<seed>.pt (e.g. for --from-dense)")
+    ap.add_argument("--from-dense", default=None, metavar="DIR",
+                    help="start from the dense models a --save-dir run saved (DIR/1_s<seed>.pt): the m = 1 row "
+                         "only scores them, each wrapped row projects them onto its epitomes (the nearest "
+                         "epitome, crossnas.quant.project_epitome) and fine-tunes for --epochs")
+    ap.add_argument("--out-wrap-max", type=int, default=None,
+                    help="cap every conv's output wrap (space.epitome_out_max): m = 4 becomes e4o2")
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the dataset's recipe)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     schedule = "step" if args.anneal else "epoch"
     head = {"pool": 2, "fc": (), "dropout": 0.2}
     if args.dataset == "digits":
         space = SpaceConfig(n_layers=4, widths=(16, 32, 64), w_bits=(5, 7, 9), a_bits=(5, 7, 9), epitome=(1, 2, 4),
-                            head=head)
+                            head=head, epitome_out_max=args.out_wrap_max)
         data_cfg = DataConfig()
         arch = args.arch or "V32w7a7-R64w7a7-V64w7a7-R64w7a7"
-        train_cfg = TrainConfig(epochs=args.epochs or 60, lr=0.02, weight_noise=0.02, scheduler_interval=schedule)
+        train_cfg = TrainConfig(epochs=args.epochs or 60, lr=args.lr or 0.02, weight_noise=0.02, scheduler_interval=schedule)
     else:
         bits = (3, 4, 5, 6, 7, 8)
-        space = SpaceConfig(n_layers=4, widths=(16, 24, 32, 48, 64), w_bits=bits, a_bits=bits, epitome=(1, 2, 4), head=head)
+        space = SpaceConfig(n_layers=4, widths=(16, 24, 32, 48, 64), w_bits=bits, a_bits=bits, epitome=(1, 2, 4),
+                            head=head, epitome_out_max=args.out_wrap_max)
         data_cfg = DataConfig(dataset="fashion_mnist", root=args.root, batch_size=128, eval_batch_size=1000,
                               mnist_val=5000, augment=False,
                               test_images=None if args.test_images == 0 else (args.test_images or 500))
         arch = args.arch or "V32w6a6-R32w6a6-V32w6a6-R32w6a6"
-        train_cfg = TrainConfig(epochs=args.epochs or 2, lr=0.05, weight_noise=0.02, val_subnets=0,
+        train_cfg = TrainConfig(epochs=args.epochs or 2, lr=args.lr or 0.05, weight_noise=0.02, val_subnets=0,
                                 scheduler_interval=schedule)
     args.arch = arch
     data = load_data(data_cfg)
@@ -100,7 +120,7 @@ def main() -> None:
                                         "adc": {"choice": 2}, "dac": {"choice": 2}, "device": {"variation_pct": 2.0}})
     rows = []
     for m in args.wraps.split(","):
-        spec = wrapped(args.arch, m)
+        spec = wrapped(args.arch, m, args.out_wrap_max)
         net = arch_to_network_dict(spec, space, data.input_shape, data.n_classes)
         costs = {mode: cost_network(net, hw.with_updates(cost_mode=mode)) for mode in ("mnsim", "corrected")}
         xb = costs["corrected"]["layers"]
@@ -109,8 +129,22 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             torch.manual_seed(seed)
             model = build_static(spec, space, data.input_shape, data.n_classes)
-            res = train_static(model, data, train_cfg, data_cfg=data_cfg, seed=seed)
-            q.append(float(res.extra["test_acc"]))
+            if args.from_dense:
+                source = os.path.join(args.from_dense, f"1_s{seed}.pt")
+                if not os.path.isfile(source):
+                    raise SystemExit(f"--from-dense: {source} not found (save it with --save-dir and --wraps 1)")
+                load_dense_state(model, torch.load(source, weights_only=True))
+            if args.from_dense and all(layer.epitome == 1 for layer in spec.layers):
+                model.eval()
+                with torch.no_grad():
+                    q.append(evaluate_accuracy(model, data.test_x, data.test_y, batch_size=data_cfg.eval_batch_size))
+            else:
+                res = train_static(model, data, train_cfg, data_cfg=data_cfg, seed=seed)
+                q.append(float(res.extra["test_acc"]))
+            if args.save_dir:
+                os.makedirs(args.save_dir, exist_ok=True)
+                with atomic_open(os.path.join(args.save_dir, f"{m}_s{seed}.pt"), "wb") as f:
+                    torch.save(model.state_dict(), f)
             n_pim = args.pim_images or len(data.test_y)
             r = pim_accuracy(model.eval(), hw, data.test_x[:n_pim], data.test_y[:n_pim], mc_runs=args.mc, seed=seed,
                              calibration_x=data.train_x[:256])
@@ -132,7 +166,7 @@ def main() -> None:
         row["crossbar_reduction"] = round(base["crossbars"] / row["crossbars"], 2)
         row["accuracy_drop_points"] = round(100 * (base["quantized_accuracy"] - row["quantized_accuracy"]), 2)
     print(json.dumps({"rows": rows, "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
-                      "epochs": train_cfg.epochs,
+                      "epochs": train_cfg.epochs, "lr": train_cfg.lr, "out_wrap_max": args.out_wrap_max, "from_dense": args.from_dense,
                       "scheduler_interval": train_cfg.scheduler_interval, "crossbar": args.crossbar, "dataset": args.dataset,
                       "test_images": len(data.test_y), "pim_images": args.pim_images or len(data.test_y)}))
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from crossnas.config.data import DataConfig
@@ -35,28 +36,36 @@ with torch.no_grad():
 """
 
 
-def _model(tmp_path: Path) -> tuple[torch.nn.Module, Path]:
-    spec = ArchSpec.from_string(ARCH)
+def _model(tmp_path: Path, arch: str = ARCH, space: SpaceConfig = SPACE) -> tuple[torch.nn.Module, Path]:
+    spec = ArchSpec.from_string(arch)
     torch.manual_seed(0)
-    net = build_static(spec, SPACE, (1, 8, 8), 10)
+    net = build_static(spec, space, (1, 8, 8), 10)
     net.train()
     for _ in range(3):
         net(torch.randn(16, 1, 8, 8))
     net.eval()
-    save_model_dir(tmp_path / "m", net, spec=spec, space=SPACE, input_shape=(1, 8, 8), n_classes=10,
+    save_model_dir(tmp_path / "m", net, spec=spec, space=space, input_shape=(1, 8, 8), n_classes=10,
                    data_cfg=DataConfig(), hardware=HardwareConfig())
     return net, tmp_path / "m"
 
 
-def test_standalone_pytorch_export_runs_the_epitomes(tmp_path: Path) -> None:
-    net, mdir = _model(tmp_path)
+@pytest.mark.parametrize("capped", [False, True])
+def test_standalone_pytorch_export_runs_the_epitomes(tmp_path: Path, capped: bool) -> None:
+    if capped:  # output wraps capped at 2 (space.epitome_out_max): e4o2 blocks
+        space = SPACE.model_copy(update={"epitome_out_max": 2})
+        net, mdir = _model(tmp_path, "R6w5a7e4o2-v16w7a5e4o2-V16w5a5", space)
+        wraps = ({"conv1": [2, 1], "conv2": [2, 4], "shortcut": [2, 1]}, {"conv1": [2, 4], "conv2": [2, 4]})
+        shape = (8, 4, 3, 3)
+    else:
+        net, mdir = _model(tmp_path)
+        wraps = ({"conv1": [4, 1], "conv2": [4, 4], "shortcut": [4, 1]}, {"conv1": [2, 2], "conv2": [2, 2]})
+        shape = (8, 8, 3, 3)
     export_pytorch(mdir, tmp_path / "e", normalize_input=False)
     cfg = json.loads((tmp_path / "e" / "model.json").read_text())
-    assert cfg["blocks"][0]["epitome"] == {"conv1": [4, 1], "conv2": [4, 4], "shortcut": [4, 1]}
-    assert cfg["blocks"][1]["epitome"] == {"conv1": [2, 2], "conv2": [2, 2]}
+    assert (cfg["blocks"][0]["epitome"], cfg["blocks"][1]["epitome"]) == wraps
     assert "epitome" not in cfg["blocks"][2]
     weights = torch.load(tmp_path / "e" / "weights.pt", weights_only=True)
-    assert weights["features.1.conv2.weight"].shape == (8, 8, 3, 3)  # the stored epitome, not the 16 x 16 kernel
+    assert weights["features.1.conv2.weight"].shape == shape  # the stored epitome, not the 16 x 16 kernel
     x = torch.randn(7, 1, 8, 8)
     torch.save(x, tmp_path / "x.pt")
     subprocess.run([sys.executable, "-c", _RUNNER, str(tmp_path / "e"), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],

@@ -19,6 +19,8 @@ from crossnas.quant import (
     expand_epitome,
     fake_quant_weight,
     fold_channels,
+    load_dense_state,
+    project_epitome,
     quantize_weight_int,
 )
 
@@ -166,3 +168,81 @@ def test_wraps_beyond_the_channels_are_refused() -> None:
         EpitomeConv2d(3, 8, 3, out_wrap=9)
     with pytest.raises(ValueError, match="larger than the layer"):
         epitome_conv2d(torch.zeros(1, 2, 4, 4), torch.zeros(1, 3, 1, 1), 4)
+
+
+@given(layers(), st.integers(0, 2**31 - 1))
+@settings(max_examples=40, deadline=None)
+def test_projection_of_an_expanded_epitome_is_that_epitome(layer: tuple[int, ...], seed: int) -> None:
+    c_in, c_out, m_in, m_out, k = layer[:5]
+    g = torch.Generator().manual_seed(seed)
+    e = torch.randn(epitome_channels(c_out, m_out), epitome_channels(c_in, m_in), k, k, generator=g)
+    torch.testing.assert_close(project_epitome(expand_epitome(e, c_out, c_in), m_out, m_in), e)
+
+
+@given(layers(), st.integers(0, 2**31 - 1))
+@settings(max_examples=40, deadline=None)
+def test_projection_is_the_least_squares_epitome(layer: tuple[int, ...], seed: int) -> None:
+    """The residual ``w - expand(P(w))`` is orthogonal to every epitome (the gradient of the
+    squared distance vanishes at ``P(w)``), and any other epitome is farther from ``w``."""
+    c_in, c_out, m_in, m_out, k = layer[:5]
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(c_out, c_in, k, k, generator=g, dtype=torch.float64)
+    e = project_epitome(w, m_out, m_in).requires_grad_(True)
+    ((w - expand_epitome(e, c_out, c_in)) ** 2).sum().backward()
+    assert e.grad is not None and e.grad.abs().max().item() < 1e-9
+    other = e.detach() + 0.1 * torch.randn(e.shape, generator=g, dtype=torch.float64)
+    best = (w - expand_epitome(e.detach(), c_out, c_in)).norm()
+    assert best < (w - expand_epitome(other, c_out, c_in)).norm()
+
+
+def test_projection_refuses_wraps_beyond_the_channels() -> None:
+    with pytest.raises(ValueError, match="must be in 1"):
+        project_epitome(torch.zeros(4, 3, 3, 3), 2, 4)
+
+
+def _twins() -> tuple[torch.nn.Sequential, torch.nn.Sequential]:
+    def net(wrap: bool) -> torch.nn.Sequential:
+        def conv(cin: int, cout: int, m: int) -> QuantConv2d:
+            if wrap:
+                return EpitomeConv2d(cin, cout, 3, padding=1, out_wrap=m, in_wrap=m, w_bits=5, a_bits=5)
+            return QuantConv2d(cin, cout, 3, padding=1, w_bits=5, a_bits=5)
+        return torch.nn.Sequential(QuantConv2d(1, 6, 3, padding=1, w_bits=5, a_bits=5), torch.nn.BatchNorm2d(6),
+                                   torch.nn.ReLU(), conv(6, 6, 2), torch.nn.BatchNorm2d(6), torch.nn.ReLU(),
+                                   conv(6, 5, 4))
+    return net(False), net(True)
+
+
+def test_dense_state_loads_into_the_wrapped_twin() -> None:
+    """A dense twin whose wrapped convs hold expanded epitomes is reproduced exactly (weights
+    projected, BatchNorms and activation clips copied); any dense state loads as the
+    nearest epitomes."""
+    torch.manual_seed(5)
+    dense, wrapped = _twins()
+    x = torch.randn(4, 1, 6, 6)
+    dense.train()
+    for _ in range(3):
+        dense(x)  # BatchNorm statistics and activation clips move away from their defaults
+    state = dense.state_dict()
+    for key, c_out, c_in, m in (("3.weight", 6, 6, 2), ("6.weight", 5, 6, 4)):
+        e = torch.randn(epitome_channels(c_out, m), epitome_channels(c_in, m), 3, 3)
+        state[key] = expand_epitome(e, c_out, c_in)
+    dense.load_state_dict(state)
+    assert load_dense_state(wrapped, state) is wrapped
+    dense.eval(), wrapped.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(x), dense(x), rtol=1e-5, atol=1e-5)
+    assert float(wrapped[6].act_clip) == float(dense[6].act_clip) != 0
+    state["3.weight"] = torch.randn(6, 6, 3, 3)
+    load_dense_state(wrapped, state)
+    torch.testing.assert_close(wrapped[3].weight.detach(), project_epitome(state["3.weight"], 2, 2))
+
+
+def test_dense_state_that_does_not_fit_is_refused() -> None:
+    dense, wrapped = _twins()
+    state = dense.state_dict()
+    with pytest.raises(ValueError, match="lacks 1 entries"):
+        load_dense_state(wrapped, {k: v for k, v in state.items() if k != "1.running_mean"})
+    with pytest.raises(ValueError, match=r"3.weight: dense kernel \(6, 4, 3, 3\)"):
+        load_dense_state(wrapped, {**state, "3.weight": torch.zeros(6, 4, 3, 3)})
+    with pytest.raises(ValueError, match="1.weight: shape"):
+        load_dense_state(wrapped, {**state, "1.weight": torch.zeros(7)})

@@ -149,3 +149,65 @@ def test_genome_space_searches_the_epitome_gene() -> None:
     dense = GenomeSpace(DENSE, hw, {"crossbar.size": [64, 128]}, (1, 8, 8), 10)
     assert dense.genes_per_layer == 4 and dense.n_genes == 17 and dense.arch_gene_indices([4]) == []
     assert dense.gene_names()[:5] == ["L0.block", "L0.width", "L0.w_bits", "L0.a_bits", "L1.block"]
+
+
+CAPPED = SpaceConfig(n_layers=4, widths=(16, 32, 64), epitome=(1, 2, 4), epitome_out_max=2)
+
+
+@given(st.lists(st.integers(0, 10**6), min_size=4 * 5, max_size=4 * 5))
+@settings(max_examples=100, deadline=None)
+def test_capped_space_gives_output_wraps_at_most_the_cap_and_round_trips(genes: list[int]) -> None:
+    card = ArchSpec.gene_cardinalities(CAPPED)
+    spec = ArchSpec.decode([g % int(c) for g, c in zip(genes, card, strict=True)], CAPPED)
+    for layer in spec.layers:
+        if layer.block != "skip":
+            assert layer.wraps(64, 64) == (min(layer.epitome, 2), layer.epitome)
+    if spec.is_valid(CAPPED):
+        assert ArchSpec.from_string(str(spec)) == spec
+        assert ArchSpec.from_json(spec.to_json()) == spec
+        assert ArchSpec.decode(spec.encode(CAPPED), CAPPED) == spec
+
+
+def test_output_wrap_token_and_its_space() -> None:
+    spec = ArchSpec.from_string("V64w7a5e4o2-S-R32w5a9e2-v16w9a9e1o2")
+    assert [(layer.epitome, layer.epitome_out) for layer in spec.layers] == [(4, 2), (1, None), (2, None), (1, 2)]
+    assert str(spec) == "V64w7a5e4o2-S-R32w5a9e2-v16w9a9e1o2"
+    assert str(ArchSpec.from_string("V64w7a5e4o4")) == "V64w7a5e4"  # an output wrap equal to m is not printed
+    assert LayerSpec("vgg", 64, 7, 5, 4, 4) == LayerSpec("vgg", 64, 7, 5, 4)
+    assert spec.to_json()[0] == {"block": "vgg", "width": 64, "w_bits": 7, "a_bits": 5, "epitome": 4, "epitome_out": 2}
+    assert epitome_wraps(4, 64, 64, 2) == (2, 4) and epitome_wraps(4, 1, 1, 2) == (1, 1)
+    with pytest.raises(CrossnasError, match="must be >= 1"):
+        ArchSpec.from_string("V64w7a5e4o0")
+    # the space decides which output wrap a gene gives: e4 belongs to EPIM, e4o2 to CAPPED
+    capped, plain = ArchSpec.from_string("V64w7a5e4o2-S-S-S"), ArchSpec.from_string("V64w7a5e4-S-S-S")
+    assert capped.is_valid(CAPPED) and plain.is_valid(EPIM)
+    with pytest.raises(CrossnasError, match=r"output wrap 4 of epitome 4: the space gives 2 \(space.epitome_out_max: 2\)"):
+        plain.validate(CAPPED)
+    with pytest.raises(CrossnasError, match="output wrap 2 of epitome 4: the space gives 4"):
+        capped.validate(EPIM)
+    assert ArchSpec.from_string("V64w7a5e2-S-S-S").is_valid(CAPPED)  # m <= cap: no suffix
+
+
+def test_output_wrap_cap_config() -> None:
+    assert "epitome_out_max" not in EPIM.model_dump(mode="json")  # absent at its default: hashes as before
+    assert CAPPED.model_dump(mode="json")["epitome_out_max"] == 2
+    assert SpaceConfig.model_validate(CAPPED.model_dump(mode="json")) == CAPPED
+    with pytest.raises(ValueError, match="epitome_out_max needs epitome choices"):
+        SpaceConfig(n_layers=4, epitome_out_max=2)
+    with pytest.raises(ValueError, match="epitome_out_max"):
+        SpaceConfig(n_layers=4, epitome=(1, 2), epitome_out_max=0)
+
+
+def test_capped_network_dict_keeps_the_crossbars_of_wider_output_wraps() -> None:
+    """On 32-column arrays a 48-channel conv's epitome outputs fit one array per weight slice
+    from out_wrap 2 on: wrapping outputs 4 times saves no crossbar over e4o2."""
+    space = SpaceConfig(n_layers=2, widths=(48,), epitome=(1, 4), epitome_out_max=2)
+    hw = HardwareConfig().with_updates(crossbar={"rows": 32, "cols": 32})
+    net = arch_to_network_dict(ArchSpec.from_string("V48w6a6-v48w6a6e4o2"), space, (1, 8, 8), 10)
+    convs = _convs(net)
+    assert [c.get("epitome") for c in convs] == [None, None] + [{"out_wrap": 2, "in_wrap": 4}] * 2
+    both4 = arch_to_network_dict(ArchSpec.from_string("V48w6a6-v48w6a6e4"), space.model_copy(
+        update={"epitome_out_max": None}), (1, 8, 8), 10)
+    xb = [[ly["crossbars"] for ly in cost_network(n, hw)["layers"] if ly["type"] == "conv"] for n in (net, both4)]
+    assert xb[0] == xb[1]
+    assert xb[0][3] * 8 == xb[0][1]  # the wrapped 48 -> 48 conv against the dense one: 1/8

@@ -175,3 +175,30 @@ def test_evaluate_ideal_equals_quantized_for_an_epitome_model(
     assert code == 0, out
     r = json.loads(out.strip().splitlines()[-1])
     assert r["pim_accuracy_mean"] == r["quantized_accuracy"] > 0.2
+
+
+def test_output_wrap_path_forwards_extracts_and_maps_like_its_network_dict() -> None:
+    """``e4o2`` (space.epitome_out_max: 2): the supernet path, its static model and the
+    network dict agree, and each conv's epitome is the ``(ceil(C_out/2), ceil(C_in/4))`` slice."""
+    space = SPACE.model_copy(update={"epitome_out_max": 2})
+    SpaceConfig.model_validate(space.model_dump())  # a valid config
+    torch.manual_seed(6)
+    net = Supernet(space, SHAPE, 10)
+    net.train()
+    rng = np.random.default_rng(1)
+    with torch.no_grad():
+        for _ in range(8):
+            net(torch.randn(16, *SHAPE) * 2, random_arch(space, rng, 8))
+    net.eval()
+    spec = ArchSpec.from_string("R6w5a6e4o2-v6w3a4e2-V6w5a4e4o2")
+    static = net.extract(spec)
+    x = torch.randn(16, *SHAPE)
+    with torch.no_grad():
+        assert (net(x, spec) - static(x)).abs().max().item() <= 1e-5
+    wrapped = [m for m in static.features.modules() if isinstance(m, EpitomeConv2d)]
+    got = [(m.out_wrap, m.in_wrap) for m in wrapped]
+    assert got == [(2, 1), (2, 4), (2, 1), (2, 2), (2, 2), (2, 4), (2, 4)]  # residual conv1, conv2, shortcut, ...
+    assert wrapped[1].epitome_shape[:2] == (3, 2)  # ceil(6/2) x ceil(6/4)
+    convs = [ly for ly in arch_to_network_dict(spec, space, SHAPE, 10)["layers"] if ly["type"] == "conv"]
+    assert [(c["epitome"]["out_wrap"], c["epitome"]["in_wrap"]) for c in convs] == got
+    assert not random_arch(space, rng, 8).problems(space)  # sampled specs carry the cap's output wraps

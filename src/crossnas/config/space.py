@@ -68,6 +68,14 @@ class SpaceConfig(BaseModel):
     along both outputs and inputs, each wrap clamped to that conv's channels
     (:func:`crossnas.space.arch.epitome_wraps`): ``out_wrap = min(m, C_out)``,
     ``in_wrap = min(m, C_in)``. Values 1..64, sorted, no repeats."""
+    epitome_out_max: int | None = Field(None, ge=1, le=64)
+    """Cap on the *output* wrap of an epitome block's convs: ``out_wrap = min(m, cap, C_out)``
+    while ``in_wrap = min(m, C_in)`` (arch tokens then read ``e4o2``: in 4, out 2).
+    ``None`` (the default): both wraps ``m``. Output wrapping shrinks a conv's crossbar
+    columns only until its epitome's outputs fit one array's columns per weight slice
+    (a 48-channel conv on 32-column arrays: ``out_wrap = 2``); beyond that it keeps fewer
+    distinct filters for no fewer crossbars (it still halves the ADC conversions of each
+    further factor). Needs ``epitome`` choices other than ``[1]``."""
 
     @field_validator("blocks")
     @classmethod
@@ -101,6 +109,12 @@ class SpaceConfig(BaseModel):
     def _head_bits(self) -> SpaceConfig:
         return self
 
+    @model_validator(mode="after")
+    def _epitome_cap(self) -> SpaceConfig:
+        if self.epitome_out_max is not None and self.epitome == (1,):
+            raise ValueError("epitome_out_max needs epitome choices other than [1] (it caps their output wrap)")
+        return self
+
     @model_serializer(mode="wrap")
     def _omit_dense_epitome(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """Dumps leave out ``epitome`` and ``share_convs`` at their defaults, so the dump (and
@@ -111,6 +125,8 @@ class SpaceConfig(BaseModel):
             out.pop("epitome", None)
         if not self.share_convs:
             out.pop("share_convs", None)
+        if self.epitome_out_max is None:
+            out.pop("epitome_out_max", None)
         return out
 
     @property

@@ -27,7 +27,7 @@ from torch import nn
 from crossnas.config.data import DataConfig
 from crossnas.config.space import SpaceConfig
 from crossnas.errors import CrossnasError
-from crossnas.space.arch import ArchSpec, LayerSpec, epitome_wraps
+from crossnas.space.arch import ArchSpec, LayerSpec
 from crossnas.utils.io import save_torch, write_json, write_text
 
 _TEMPLATE = '''"""Standalone export of a crossnas network ({arch}).
@@ -242,7 +242,7 @@ def _epitome_entry(layer: LayerSpec, cin: int) -> dict[str, Any]:
     convs = {"conv1": (cin, layer.width), "conv2": (layer.width, layer.width)}
     if layer.block == "residual":
         convs["shortcut"] = (cin, layer.width)
-    wraps = {name: list(epitome_wraps(layer.epitome, ci, co)) for name, (ci, co) in convs.items()}
+    wraps = {name: list(layer.wraps(ci, co)) for name, (ci, co) in convs.items()}
     wraps = {name: w for name, w in wraps.items() if w != [1, 1]}
     return {"epitome": wraps} if wraps else {}
 

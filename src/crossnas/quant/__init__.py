@@ -25,6 +25,8 @@ from crossnas.quant.epitome import (
     expand_channels,
     expand_epitome,
     fold_channels,
+    load_dense_state,
+    project_epitome,
 )
 from crossnas.quant.functions import (
     act_qmax,
@@ -51,6 +53,8 @@ __all__ = [
     "fake_quant_act",
     "fake_quant_weight",
     "fold_channels",
+    "load_dense_state",
+    "project_epitome",
     "quantize_act_int",
     "quantize_weight_int",
     "update_clip",

@@ -83,6 +83,35 @@ def expand_epitome(e: torch.Tensor, c_out: int, c_in: int) -> torch.Tensor:
     return e.repeat(*reps)[:c_out, :c_in]
 
 
+def project_epitome(w: torch.Tensor, out_wrap: int, in_wrap: int) -> torch.Tensor:
+    """The epitome nearest to a dense kernel: ``argmin_E ||w - expand_epitome(E)||`` (Frobenius).
+
+    Entry ``E[a, b]`` stands for every ``w[o, i]`` with ``o mod E_out = a`` and
+    ``i mod E_in = b``, so the least-squares ``E[a, b]`` is the mean of those entries (a
+    partial last chunk simply contributes fewer). ``project_epitome(expand_epitome(E, ...))``
+    returns ``E``.
+
+    Args:
+        w: dense kernel ``(C_out, C_in, k, k)``.
+        out_wrap, in_wrap: the wrap factors (each in 1..the channels).
+
+    Returns:
+        ``(ceil(C_out / out_wrap), ceil(C_in / in_wrap), k, k)``.
+    """
+    c_out, c_in = int(w.shape[0]), int(w.shape[1])
+    if not (1 <= out_wrap <= c_out and 1 <= in_wrap <= c_in):
+        raise ValueError(f"wraps ({out_wrap}, {in_wrap}) must be in 1..({c_out}, {c_in}), the kernel's channels")
+    e_out, e_in = epitome_channels(c_out, out_wrap), epitome_channels(c_in, in_wrap)
+    n_out, n_in = -(-c_out // e_out), -(-c_in // e_in)
+    padded = w.new_zeros((n_out * e_out, n_in * e_in, *w.shape[2:]))
+    padded[:c_out, :c_in] = w
+    count = w.new_zeros((n_out * e_out, n_in * e_in))
+    count[:c_out, :c_in] = 1
+    total = padded.reshape(n_out, e_out, n_in, e_in, *w.shape[2:]).sum((0, 2))
+    n = count.reshape(n_out, e_out, n_in, e_in).sum((0, 2))
+    return total / n.reshape(e_out, e_in, *([1] * (w.dim() - 2)))
+
+
 def epitome_conv2d(
     x: torch.Tensor, e: torch.Tensor, c_out: int, stride: int | tuple[int, ...] = 1,
     padding: int | tuple[int, ...] = 0,
@@ -186,6 +215,40 @@ class EpitomeConv2d(QuantConv2d):
     def extra_repr(self) -> str:
         e = self.epitome_shape
         return f"{super().extra_repr()}, out_wrap={self.out_wrap}, in_wrap={self.in_wrap}, epitome=({e[0]}, {e[1]})"
+
+
+def load_dense_state(module: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """Loads a dense twin's ``state_dict`` into ``module`` (in place; returned).
+
+    ``module`` and the twin are the same network except that some convs of ``module`` are
+    :class:`EpitomeConv2d`: each such conv's epitome becomes :func:`project_epitome` of
+    the twin's kernel (the nearest epitome), everything else (the other weights,
+    BatchNorms, activation clips) is copied. The compression route of pruning
+    papers: train dense, project, fine-tune.
+
+    Raises:
+        ValueError: a name of ``module`` missing from ``state``, or a shape that differs
+            other than by the projection.
+    """
+    epitomes = {f"{name}.weight": mod for name, mod in module.named_modules() if isinstance(mod, EpitomeConv2d)}
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    if missing:
+        raise ValueError(f"the dense state lacks {len(missing)} entries of the model, e.g. {missing[:3]}")
+    new = {}
+    for key, value in own.items():
+        src = state[key]
+        if key in epitomes:
+            mod = epitomes[key]
+            if tuple(src.shape) != (mod.out_channels, mod.in_channels, *value.shape[2:]):
+                raise ValueError(f"{key}: dense kernel {tuple(src.shape)} does not fit a "
+                                 f"{mod.out_channels}x{mod.in_channels} epitome conv")
+            src = project_epitome(src, mod.out_wrap, mod.in_wrap)
+        elif src.shape != value.shape:
+            raise ValueError(f"{key}: shape {tuple(src.shape)} in the dense state, {tuple(value.shape)} in the model")
+        new[key] = src.to(value.dtype)
+    module.load_state_dict(new)
+    return module
 
 
 def densify(module: nn.Module) -> nn.Module:

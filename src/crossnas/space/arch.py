@@ -4,7 +4,9 @@ String form, one token per choice layer joined by ``-``:
 ``V64w7a5`` (vgg, 64 wide, 7-bit weights, 5-bit activations), ``v`` = vgg_nopool,
 ``R`` = residual, ``S`` = skip (no width or bits). Example: ``V32w9a9-S-R64w5a7``.
 A block stored as epitomes (EPIM) carries its wrap factor as a suffix, ``V64w7a5e2``; a
-dense block (``m = 1``) has none (``...e1`` parses, and prints without it).
+dense block (``m = 1``) has none (``...e1`` parses, and prints without it). An output wrap
+that differs from ``m`` follows as ``o``: ``V64w7a5e4o2`` (inputs wrapped 4 times, outputs 2;
+``space.epitome_out_max`` makes the search produce these).
 
 Integer vector (for search operators): per layer ``[block, width, w_bits, a_bits]`` as
 indices into the space's choice lists, plus ``epitome`` when the space has epitome
@@ -32,7 +34,7 @@ from crossnas.errors import CrossnasError
 
 _CODE = {"vgg": "V", "vgg_nopool": "v", "residual": "R", "skip": "S"}
 _NAME = {v: k for k, v in _CODE.items()}
-_TOKEN = re.compile(r"^([VvR])(\d+)w(\d+)a(\d+)(?:e(\d+))?$")
+_TOKEN = re.compile(r"^([VvR])(\d+)w(\d+)a(\d+)(?:e(\d+)(?:o(\d+))?)?$")
 BASE_GENES = 4
 """Genes of every choice layer: block, width, w_bits, a_bits (then epitome, if searched)."""
 EPITOME_GENE = 4
@@ -44,13 +46,20 @@ def genes_per_layer(space: SpaceConfig) -> int:
     return BASE_GENES + int(space.searches_epitome)
 
 
-def epitome_wraps(m: int, c_in: int, c_out: int) -> tuple[int, int]:
+def epitome_wraps(m: int, c_in: int, c_out: int, m_out: int | None = None) -> tuple[int, int]:
     """``(out_wrap, in_wrap)`` of one conv of a block with epitome gene ``m``.
 
-    Both wraps are ``m``, each clamped to the conv's channels (a wrap cannot exceed them:
-    a 1-channel image input stays unwrapped, a 3-channel one wraps at most 3 times).
+    Both wraps are ``m`` (the output wrap ``m_out`` when given), each clamped to the conv's
+    channels (a wrap cannot exceed them: a 1-channel image input stays unwrapped, a
+    3-channel one wraps at most 3 times).
     """
-    return min(m, c_out), min(m, c_in)
+    return min(m if m_out is None else m_out, c_out), min(m, c_in)
+
+
+def capped_out_wrap(m: int, space: SpaceConfig) -> int | None:
+    """The output wrap a block with gene ``m`` gets in ``space`` (``None``: the same as ``m``)."""
+    cap = space.epitome_out_max
+    return None if cap is None or cap >= m else cap
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,8 @@ class LayerSpec:
     """One choice layer. For ``skip``, width and bits are 0 (and ``epitome`` 1).
 
     ``epitome``: the wrap factor ``m`` of the block's convs (1 = dense;
-    :func:`epitome_wraps` gives each conv's wraps).
+    :func:`epitome_wraps` gives each conv's wraps). ``epitome_out``: their output wrap when
+    it differs from ``m`` (``None``: the same; a value equal to ``m`` is stored as ``None``).
     """
 
     block: str
@@ -66,11 +76,22 @@ class LayerSpec:
     w_bits: int = 0
     a_bits: int = 0
     epitome: int = 1
+    epitome_out: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epitome_out == self.epitome:
+            object.__setattr__(self, "epitome_out", None)
+
+    def wraps(self, c_in: int, c_out: int) -> tuple[int, int]:
+        """``(out_wrap, in_wrap)`` of one of this block's convs (:func:`epitome_wraps`)."""
+        return epitome_wraps(self.epitome, c_in, c_out, self.epitome_out)
 
     def to_token(self) -> str:
         if self.block == "skip":
             return "S"
-        tail = f"e{self.epitome}" if self.epitome != 1 else ""
+        tail = f"e{self.epitome}" if self.epitome != 1 or self.epitome_out is not None else ""
+        if self.epitome_out is not None:
+            tail += f"o{self.epitome_out}"
         return f"{_CODE[self.block]}{self.width}w{self.w_bits}a{self.a_bits}{tail}"
 
 
@@ -97,19 +118,23 @@ class ArchSpec:
             if not m:
                 raise CrossnasError(
                     f"arch {text!r}: bad token {tok!r}; expected e.g. V64w7a5 (V=vgg, v=vgg_nopool, R=residual; "
-                    "an epitome wrap factor as a suffix: V64w7a5e2) or S (skip)"
+                    "an epitome wrap factor as a suffix: V64w7a5e2, with an output wrap: V64w7a5e4o2) or S (skip)"
                 )
             epi = int(m.group(5)) if m.group(5) is not None else 1
-            if epi < 1:
-                raise CrossnasError(f"arch {text!r}: token {tok!r}: the epitome wrap factor must be >= 1")
-            layers.append(LayerSpec(_NAME[m.group(1)], int(m.group(2)), int(m.group(3)), int(m.group(4)), epi))
+            epi_out = int(m.group(6)) if m.group(6) is not None else None
+            if epi < 1 or (epi_out is not None and epi_out < 1):
+                raise CrossnasError(f"arch {text!r}: token {tok!r}: the epitome wrap factors must be >= 1")
+            layers.append(LayerSpec(_NAME[m.group(1)], int(m.group(2)), int(m.group(3)), int(m.group(4)), epi,
+                                    epi_out))
         return cls(tuple(layers))
 
     def to_json(self) -> list[dict[str, object]]:
-        """One object per layer; ``epitome`` only for epitome blocks (``m > 1``)."""
+        """One object per layer; ``epitome`` only for epitome blocks (``m > 1``),
+        ``epitome_out`` only where it differs from ``epitome``."""
         return [
             {"block": layer.block, "width": layer.width, "w_bits": layer.w_bits, "a_bits": layer.a_bits,
-             **({"epitome": layer.epitome} if layer.epitome != 1 else {})}
+             **({"epitome": layer.epitome} if layer.epitome != 1 or layer.epitome_out is not None else {}),
+             **({"epitome_out": layer.epitome_out} if layer.epitome_out is not None else {})}
             for layer in self.layers
         ]
 
@@ -130,9 +155,12 @@ class ArchSpec:
             else:
                 try:
                     epi = int(d.get("epitome", 1))
-                    layers.append(LayerSpec(str(d["block"]), int(d["width"]), int(d["w_bits"]), int(d["a_bits"]), epi))
+                    epi_out = int(d["epitome_out"]) if d.get("epitome_out") is not None else None
+                    layers.append(LayerSpec(str(d["block"]), int(d["width"]), int(d["w_bits"]), int(d["a_bits"]), epi,
+                                            epi_out))
                 except (KeyError, TypeError, ValueError) as exc:
-                    raise CrossnasError(f"arch layer {i}: needs integer width, w_bits, a_bits (and epitome)") from exc
+                    raise CrossnasError(
+                        f"arch layer {i}: needs integer width, w_bits, a_bits (and epitome, epitome_out)") from exc
         return cls(tuple(layers))
 
     def dumps(self) -> str:
@@ -176,7 +204,8 @@ class ArchSpec:
                 if not 0 <= idx < len(choices):
                     raise CrossnasError(f"arch vector gene {g * i + 1 + j}: index {idx} out of range")
             epi = space.epitome[genes[EPITOME_GENE]] if g > BASE_GENES else space.epitome[0]
-            layers.append(LayerSpec(name, space.widths[genes[1]], space.w_bits[genes[2]], space.a_bits[genes[3]], epi))
+            layers.append(LayerSpec(name, space.widths[genes[1]], space.w_bits[genes[2]], space.a_bits[genes[3]], epi,
+                                    capped_out_wrap(epi, space)))
         return cls(tuple(layers))
 
     @staticmethod
@@ -205,6 +234,10 @@ class ArchSpec:
                 out.append(f"layer {i}: a_bits {layer.a_bits} not in {list(space.a_bits)}")
             if layer.epitome not in space.epitome:
                 out.append(f"layer {i}: epitome {layer.epitome} not in {list(space.epitome)}")
+            elif layer.epitome_out != capped_out_wrap(layer.epitome, space):
+                want = capped_out_wrap(layer.epitome, space) or layer.epitome
+                out.append(f"layer {i}: output wrap {layer.epitome_out or layer.epitome} of epitome {layer.epitome}: "
+                           f"the space gives {want} (space.epitome_out_max: {space.epitome_out_max})")
         if all(layer.block == "skip" for layer in self.layers):
             out.append("needs at least one non-skip layer")
         if input_hw is not None and self.n_pools > max_pools(input_hw, space.head.pool):

@@ -19,12 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 from crossnas.config.space import SpaceConfig
-from crossnas.space.arch import ArchSpec, epitome_wraps
+from crossnas.space.arch import ArchSpec, LayerSpec
 
 
-def _epitome(m: int, cin: int, cout: int) -> dict[str, Any]:
-    """The ``epitome`` entry of a conv of a block with epitome gene ``m`` (empty when dense)."""
-    mo, mi = epitome_wraps(m, cin, cout)
+def _epitome(layer: LayerSpec, cin: int, cout: int) -> dict[str, Any]:
+    """The ``epitome`` entry of one of ``layer``'s convs (empty when dense)."""
+    mo, mi = layer.wraps(cin, cout)
     return {"epitome": {"out_wrap": mo, "in_wrap": mi}} if (mo, mi) != (1, 1) else {}
 
 
@@ -53,27 +53,27 @@ def arch_to_network_dict(
     for layer in spec.layers:
         if layer.block == "skip":
             continue
-        wb, ab, out, m = layer.w_bits, layer.a_bits, layer.width, layer.epitome
+        wb, ab, out = layer.w_bits, layer.a_bits, layer.width
         conv = {"type": "conv", "kernel_size": 3, "padding": 1, "stride": 1}
         if layer.block in ("vgg", "vgg_nopool"):
-            add({**conv, "in_channels": cur_c, "out_channels": out, **_epitome(m, cur_c, out)}, wb, ab)
+            add({**conv, "in_channels": cur_c, "out_channels": out, **_epitome(layer, cur_c, out)}, wb, ab)
             add({"type": "bn", "features": out}, wb, ab)
             add({"type": "relu"}, wb, ab)
-            add({**conv, "in_channels": out, "out_channels": out, **_epitome(m, out, out)}, wb, ab)
+            add({**conv, "in_channels": out, "out_channels": out, **_epitome(layer, out, out)}, wb, ab)
             add({"type": "bn", "features": out}, wb, ab)
             add({"type": "relu"}, wb, ab)
             if layer.block == "vgg":
                 add({"type": "pooling", "mode": "MAX", "kernel_size": 2, "stride": 2}, wb, ab)
                 cur_hw //= 2
         elif layer.block == "residual":
-            add({**conv, "in_channels": cur_c, "out_channels": out, **_epitome(m, cur_c, out)}, wb, ab)
+            add({**conv, "in_channels": cur_c, "out_channels": out, **_epitome(layer, cur_c, out)}, wb, ab)
             add({"type": "bn", "features": out}, wb, ab)
             add({"type": "relu"}, wb, ab)
-            add({**conv, "in_channels": out, "out_channels": out, **_epitome(m, out, out)}, wb, ab)
+            add({**conv, "in_channels": out, "out_channels": out, **_epitome(layer, out, out)}, wb, ab)
             add({"type": "bn", "features": out}, wb, ab)
             add(
                 {"type": "conv", "in_channels": cur_c, "out_channels": out, "kernel_size": 1,
-                 "padding": 0, "stride": 1, "input_index": [-6], **_epitome(m, cur_c, out)},
+                 "padding": 0, "stride": 1, "input_index": [-6], **_epitome(layer, cur_c, out)},
                 wb, ab,
             )
             add({"type": "element_sum", "input_index": [-1, -3]}, wb, ab)

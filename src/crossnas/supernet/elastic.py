@@ -81,13 +81,14 @@ class ElasticConv2d(nn.Module):
 
     def forward(
         self, x: torch.Tensor, out: int, w_bits: int | None, a_bits: int | None, signed: bool, mode: _Mode,
-        epitome: int = 1,
+        epitome: int = 1, epitome_out: int | None = None,
     ) -> torch.Tensor:
         """Convolves ``x`` (``(B, in, H, W)``) with the first ``out`` filters, or, for
         ``epitome = m > 1``, with the epitome of the first ``E_out`` filters' first ``E_in``
-        inputs wrapped onto ``out`` outputs (module docstring)."""
+        inputs wrapped onto ``out`` outputs (module docstring; ``epitome_out``: the output
+        wrap when it is not ``m``)."""
         c_in = x.shape[1]
-        m_out, m_in = epitome_wraps(epitome, c_in, out)
+        m_out, m_in = epitome_wraps(epitome, c_in, out, epitome_out)
         wrapped = (m_out, m_in) != (1, 1)
         if wrapped:
             w = self.weight[: epitome_channels(out, m_out), : epitome_channels(c_in, m_in)]

@@ -60,10 +60,10 @@ class ElasticVGG(nn.Module):
         self.bn2 = ElasticBatchNorm2d(out_max)
 
     def forward(self, x: torch.Tensor, layer: LayerSpec, wb: int | None, ab: int | None, signed: bool, mode: _Mode) -> torch.Tensor:
-        out, m = layer.width, layer.epitome
+        out, m, mo = layer.width, layer.epitome, layer.epitome_out
         # In-place ReLU: BN's backward needs its input, not its output.
-        x = F.relu(self.bn1(self.conv1(x, out, wb, ab, signed, mode, m), mode), inplace=True)
-        x = F.relu(self.bn2(self.conv2(x, out, wb, ab, False, mode, m), mode), inplace=True)
+        x = F.relu(self.bn1(self.conv1(x, out, wb, ab, signed, mode, m, mo), mode), inplace=True)
+        x = F.relu(self.bn2(self.conv2(x, out, wb, ab, False, mode, m, mo), mode), inplace=True)
         return F.max_pool2d(x, 2, 2) if self.pool else x
 
     def copy_to(self, dst: VGGBlock, signed: bool) -> None:
@@ -86,10 +86,10 @@ class ElasticResidual(nn.Module):
         self.bn_sc = ElasticBatchNorm2d(out_max)
 
     def forward(self, x: torch.Tensor, layer: LayerSpec, wb: int | None, ab: int | None, signed: bool, mode: _Mode) -> torch.Tensor:
-        out, m = layer.width, layer.epitome
-        y = F.relu(self.bn1(self.conv1(x, out, wb, ab, signed, mode, m), mode), inplace=True)
-        y = self.bn2(self.conv2(y, out, wb, ab, False, mode, m), mode)
-        return F.relu(y + self.bn_sc(self.shortcut(x, out, wb, ab, signed, mode, m), mode), inplace=True)
+        out, m, mo = layer.width, layer.epitome, layer.epitome_out
+        y = F.relu(self.bn1(self.conv1(x, out, wb, ab, signed, mode, m, mo), mode), inplace=True)
+        y = self.bn2(self.conv2(y, out, wb, ab, False, mode, m, mo), mode)
+        return F.relu(y + self.bn_sc(self.shortcut(x, out, wb, ab, signed, mode, m, mo), mode), inplace=True)
 
     def copy_to(self, dst: ResidualBlock, signed: bool) -> None:
         self.conv1.copy_to(dst.conv1, signed)

@@ -90,11 +90,11 @@ def _bits(space: SpaceConfig, layer: LayerSpec | None) -> tuple[int | None, int 
 
 def quant_conv(
     cin: int, cout: int, kernel_size: int, padding: int, *, epitome: int = 1, w_bits: int | None,
-    a_bits: int | None, signed_input: bool = False,
+    a_bits: int | None, signed_input: bool = False, epitome_out: int | None = None,
 ) -> QuantConv2d:
     """A block's conv: a :class:`QuantConv2d`, or an :class:`EpitomeConv2d` when the
-    block's epitome gene wraps it (``epitome_wraps(epitome, cin, cout) != (1, 1)``)."""
-    m_out, m_in = epitome_wraps(epitome, cin, cout)
+    block's epitome gene wraps it (``epitome_wraps(epitome, cin, cout, epitome_out) != (1, 1)``)."""
+    m_out, m_in = epitome_wraps(epitome, cin, cout, epitome_out)
     if (m_out, m_in) == (1, 1):
         return QuantConv2d(cin, cout, kernel_size, padding=padding, w_bits=w_bits, a_bits=a_bits,
                            signed_input=signed_input)
@@ -112,14 +112,15 @@ class VGGBlock(nn.Sequential):
 
     def __init__(
         self, cin: int, cout: int, *, w_bits: int | None, a_bits: int | None, signed_input: bool, pool: bool,
-        epitome: int = 1,
+        epitome: int = 1, epitome_out: int | None = None,
     ) -> None:
         mods: dict[str, nn.Module] = {
             "conv1": quant_conv(cin, cout, 3, 1, epitome=epitome, w_bits=w_bits, a_bits=a_bits,
-                                signed_input=signed_input),
+                                signed_input=signed_input, epitome_out=epitome_out),
             "bn1": nn.BatchNorm2d(cout),
             "relu1": nn.ReLU(),
-            "conv2": quant_conv(cout, cout, 3, 1, epitome=epitome, w_bits=w_bits, a_bits=a_bits),
+            "conv2": quant_conv(cout, cout, 3, 1, epitome=epitome, w_bits=w_bits, a_bits=a_bits,
+                                epitome_out=epitome_out),
             "bn2": nn.BatchNorm2d(cout),
             "relu2": nn.ReLU(),
         }
@@ -132,16 +133,19 @@ class ResidualBlock(nn.Module):
     """conv3x3-BN-ReLU-conv3x3-BN + 1x1 conv shortcut (reads the block input), sum, ReLU."""
 
     def __init__(
-        self, cin: int, cout: int, *, w_bits: int | None, a_bits: int | None, signed_input: bool, epitome: int = 1
+        self, cin: int, cout: int, *, w_bits: int | None, a_bits: int | None, signed_input: bool, epitome: int = 1,
+        epitome_out: int | None = None,
     ) -> None:
         super().__init__()
-        m, wb, ab = epitome, w_bits, a_bits
-        self.conv1 = quant_conv(cin, cout, 3, 1, epitome=m, w_bits=wb, a_bits=ab, signed_input=signed_input)
+        m, mo, wb, ab = epitome, epitome_out, w_bits, a_bits
+        self.conv1 = quant_conv(cin, cout, 3, 1, epitome=m, w_bits=wb, a_bits=ab, signed_input=signed_input,
+                                epitome_out=mo)
         self.bn1 = nn.BatchNorm2d(cout)
         self.relu1 = nn.ReLU()
-        self.conv2 = quant_conv(cout, cout, 3, 1, epitome=m, w_bits=wb, a_bits=ab)
+        self.conv2 = quant_conv(cout, cout, 3, 1, epitome=m, w_bits=wb, a_bits=ab, epitome_out=mo)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = quant_conv(cin, cout, 1, 0, epitome=m, w_bits=wb, a_bits=ab, signed_input=signed_input)
+        self.shortcut = quant_conv(cin, cout, 1, 0, epitome=m, w_bits=wb, a_bits=ab, signed_input=signed_input,
+                                   epitome_out=mo)
         self.bn_sc = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU()
 
@@ -212,12 +216,12 @@ def build_static(
         if layer.block in ("vgg", "vgg_nopool"):
             pool = layer.block == "vgg"
             blocks.append(VGGBlock(cur_c, layer.width, w_bits=w_bits, a_bits=a_bits, signed_input=signed, pool=pool,
-                                   epitome=layer.epitome))
+                                   epitome=layer.epitome, epitome_out=layer.epitome_out))
             if pool:
                 cur_hw //= 2
         elif layer.block == "residual":
             blocks.append(ResidualBlock(cur_c, layer.width, w_bits=w_bits, a_bits=a_bits, signed_input=signed,
-                                        epitome=layer.epitome))
+                                        epitome=layer.epitome, epitome_out=layer.epitome_out))
         else:  # pragma: no cover - SpaceConfig validates block names
             raise ValueError(f"unknown block {layer.block}")
         cur_c, signed = layer.width, False
