@@ -13,9 +13,14 @@ and training settings: 55,000/5,000 split, batch 128, lr 0.05, no augmentation, 
 500-image test subset unless ``--test-images``, widths 16-64, bits 3-8) the default network is
 ``V32w6a6-R32w6a6-V32w6a6-R32w6a6`` and ``--epochs`` defaults to 2.
 
+``--out-wrap-max 2`` caps every conv's output wrap (``e4o2``: the same crossbars as ``e4`` on
+arrays narrower than the layer, twice the filters). ``--save-dir DIR`` keeps each trained
+model; ``--from-dense DIR`` starts each wrapped row from the saved dense model of its seed,
+projected onto its epitomes, and fine-tunes it (the m = 1 row then only scores the saved model).
+
 Usage: ``python benchmarks/epitome.py [--arch V32w7a7-R64w7a7-V64w7a7-R64w7a7] [--seeds 2]
 [--epochs 60] [--crossbar 64] [--dataset digits|fashion_mnist] [--root DIR]
-[--wraps 1,2,4,2-4-4-4]``
+[--wraps 1,2,4,2-4-4-4] [--anneal] [--out-wrap-max 2] [--save-dir DIR] [--from-dense DIR]``
 """
 
 from __future__ import annotations
@@ -95,6 +100,8 @@ def main() -> None:
                     help="cap every conv's output wrap (space.epitome_out_max): m = 4 becomes e4o2")
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the dataset's recipe)")
     args = ap.parse_args()
+    if args.out_wrap_max is not None and not 1 <= args.out_wrap_max <= 64:
+        ap.error(f"--out-wrap-max: must be in 1..64 (space.epitome_out_max), got {args.out_wrap_max}")
     torch.set_num_threads(args.threads)
     schedule = "step" if args.anneal else "epoch"
     head = {"pool": 2, "fc": (), "dropout": 0.2}
