@@ -141,7 +141,7 @@ def main() -> None:
                 if not os.path.isfile(source):
                     raise SystemExit(f"--from-dense: {source} not found (save it with --save-dir and --wraps 1)")
                 load_dense_state(model, torch.load(source, weights_only=True))
-            if args.from_dense and all(layer.epitome == 1 for layer in spec.layers):
+            if args.from_dense and not any(layer.wrapped for layer in spec.layers):
                 model.eval()
                 with torch.no_grad():
                     q.append(evaluate_accuracy(model, data.test_x, data.test_y, batch_size=data_cfg.eval_batch_size))

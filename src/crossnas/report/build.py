@@ -117,8 +117,7 @@ def arch_table(w: dict[str, Any]) -> tuple[Table, list[str]]:
     or a layer is wrapped."""
     spec = ArchSpec.from_string(w["model"]["arch"])
     space_wraps = (w["model"].get("space") or {}).get("epitome") or [1]
-    show_wrap = any(m != 1 for m in space_wraps) or any(layer.epitome != 1 or layer.epitome_out is not None
-                                                          for layer in spec.layers)
+    show_wrap = any(m != 1 for m in space_wraps) or any(layer.wrapped for layer in spec.layers)
     layers = [layer for layer in w["eval"].get("layers", []) if layer.get("type") in ("conv", "fc")]
     convs = [layer for layer in layers if layer["type"] == "conv"]
     fcs = [layer for layer in layers if layer["type"] == "fc"]
@@ -135,7 +134,7 @@ def arch_table(w: dict[str, Any]) -> tuple[Table, list[str]]:
         epi = layer.epitome if layer.epitome_out is None else f"{layer.epitome} (out {layer.epitome_out})"
         rows.append([n, layer.block, layer.width, layer.w_bits, layer.a_bits, *([epi] if show_wrap else []), xb])
         wrap = ""
-        if layer.epitome != 1 or layer.epitome_out is not None:
+        if layer.wrapped:
             outs = "" if layer.epitome_out is None else f" (outputs {layer.epitome_out}x)"
             wrap = f", its convs stored as epitomes wrapped {layer.epitome}x{outs}"
         words.append(f"{_BLOCK_WORDS[layer.block]} of width {layer.width} at {layer.w_bits}-bit weights / "

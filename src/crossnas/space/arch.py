@@ -82,6 +82,11 @@ class LayerSpec:
         if self.epitome_out == self.epitome:
             object.__setattr__(self, "epitome_out", None)
 
+    @property
+    def wrapped(self) -> bool:
+        """Whether the block is stored as epitomes (an input or an output wrap above 1)."""
+        return self.epitome != 1 or self.epitome_out is not None
+
     def wraps(self, c_in: int, c_out: int) -> tuple[int, int]:
         """``(out_wrap, in_wrap)`` of one of this block's convs (:func:`epitome_wraps`)."""
         return epitome_wraps(self.epitome, c_in, c_out, self.epitome_out)
@@ -89,7 +94,7 @@ class LayerSpec:
     def to_token(self) -> str:
         if self.block == "skip":
             return "S"
-        tail = f"e{self.epitome}" if self.epitome != 1 or self.epitome_out is not None else ""
+        tail = f"e{self.epitome}" if self.wrapped else ""
         if self.epitome_out is not None:
             tail += f"o{self.epitome_out}"
         return f"{_CODE[self.block]}{self.width}w{self.w_bits}a{self.a_bits}{tail}"
@@ -133,7 +138,7 @@ class ArchSpec:
         ``epitome_out`` only where it differs from ``epitome``."""
         return [
             {"block": layer.block, "width": layer.width, "w_bits": layer.w_bits, "a_bits": layer.a_bits,
-             **({"epitome": layer.epitome} if layer.epitome != 1 or layer.epitome_out is not None else {}),
+             **({"epitome": layer.epitome} if layer.wrapped else {}),
              **({"epitome_out": layer.epitome_out} if layer.epitome_out is not None else {})}
             for layer in self.layers
         ]
